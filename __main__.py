@@ -1,0 +1,31 @@
+"""private-registry: a company's own Docker registry behind nginx TLS, declared with Pulumi.
+
+Thin on purpose: read and validate the stack config, build the top component, export its outputs.
+"""
+
+import pulumi
+
+from components.config import NAMESPACE, ConfigError, load_settings
+from components.docker_common import StackScope
+from components.pulumi_config import read_raw_config, warn_about
+from components.private_registry import PrivateRegistry, PrivateRegistryArgs
+
+try:
+    settings = load_settings(read_raw_config(NAMESPACE))
+except ConfigError as error:
+    # RunError: Pulumi prints the message alone, without a Python traceback.
+    raise pulumi.RunError(str(error)) from None
+warn_about(settings)
+
+registry = PrivateRegistry(
+    "registry",
+    PrivateRegistryArgs(settings=settings, scope=StackScope(project=pulumi.get_project(), stack=pulumi.get_stack())),
+)
+
+pulumi.export("registryEndpoint", registry.registry_endpoint)
+pulumi.export("registryUrl", registry.registry_url)
+pulumi.export("uiUrl", registry.ui_url)
+pulumi.export("caCertPem", registry.ca_cert_pem)
+pulumi.export("serverCertNotAfter", registry.server_cert_not_after)
+pulumi.export("networkName", registry.network_name)
+pulumi.export("dockerCertsDir", registry.docker_certs_dir)

@@ -1,0 +1,155 @@
+"""The whole private registry: CA, server certificate, registry, UI and nginx on one Docker network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs
+from components.config import Settings, UiFlavor
+from components.docker_common import ContainerPlacement, StackScope
+from components.registry import Registry, RegistryArgs
+from components.registry_ui import RegistryUi, RegistryUiArgs
+from components.reverse_proxy import ReverseProxy, ReverseProxyArgs
+from components.server_certificate import ServerCertificate, ServerCertificateArgs
+
+
+@dataclass(frozen=True)
+class PrivateRegistryArgs:
+    settings: Settings
+    scope: StackScope
+
+
+class PrivateRegistry(pulumi.ComponentResource):
+    """Everything a team's registry needs on one Docker host."""
+
+    registry_endpoint: pulumi.Output[str]
+    """What goes before the image name: host, plus :port when the HTTPS port is not 443."""
+    registry_url: pulumi.Output[str]
+    """https:// + registry_endpoint."""
+    ui_url: pulumi.Output[str]
+    """The UI's URL through the proxy; empty when ui.flavor is 'none'."""
+    ca_cert_pem: pulumi.Output[str]
+    """The CA certificate clients must trust."""
+    server_cert_not_after: pulumi.Output[str]
+    """When the server certificate expires (RFC 3339)."""
+    network_name: pulumi.Output[str]
+    """The Docker network the containers share."""
+    docker_certs_dir: pulumi.Output[str]
+    """Where a Docker client puts ca.crt to trust this registry."""
+    proxy_site_config: str
+    """The rendered nginx site config (for review; no secrets)."""
+
+    def __init__(self, name: str, args: PrivateRegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("private-registry:index:PrivateRegistry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings, scope = args.settings, args.scope
+
+        network = docker.Network(
+            f"{name}-net",
+            name=scope.docker_name("net"),
+            driver="bridge",
+            labels=scope.labels("network"),
+            opts=child,
+        )
+        placement = ContainerPlacement(scope=scope, network_name=network.name, bind_address=settings.bind_address)
+
+        ca = CertificateAuthority(
+            f"{name}-ca",
+            CertificateAuthorityArgs(
+                organization=settings.tls.organization,
+                key_algorithm=settings.tls.key_algorithm,
+                validity_days=settings.tls.ca_validity_days,
+            ),
+            opts=child,
+        )
+        server_cert = ServerCertificate(
+            f"{name}-server-cert",
+            ServerCertificateArgs(
+                common_name=settings.hostname,
+                dns_names=settings.certificate_dns_names,
+                ip_addresses=settings.certificate_ip_addresses,
+                organization=settings.tls.organization,
+                key_algorithm=settings.tls.key_algorithm,
+                validity_days=settings.tls.cert_validity_days,
+                early_renewal_days=settings.tls.early_renewal_days,
+                ca=ca,
+            ),
+            opts=child,
+        )
+
+        registry = Registry(
+            f"{name}-registry",
+            RegistryArgs(
+                settings=settings.registry,
+                placement=placement,
+                public_url=settings.registry_url,
+                http_secret=self._http_secret(name, settings, child),
+                published_port=settings.registry_port,
+            ),
+            opts=child,
+        )
+
+        ui_upstream: str | None = None
+        if settings.ui.flavor is not UiFlavor.NONE:
+            ui = RegistryUi(
+                f"{name}-ui",
+                RegistryUiArgs(
+                    settings=settings.ui,
+                    placement=placement,
+                    registry_upstream=registry.upstream,
+                    registry_endpoint=settings.registry_endpoint,
+                    delete_enabled=settings.registry.delete_enabled,
+                    published_port=settings.ui_port,
+                ),
+                opts=child,
+            )
+            ui_upstream = ui.upstream
+
+        proxy = ReverseProxy(
+            f"{name}-proxy",
+            ReverseProxyArgs(
+                settings=settings.proxy,
+                placement=placement,
+                server_name="_" if settings.hostname_is_ip else settings.hostname,
+                https_port=settings.https_port,
+                http_port=settings.http_port,
+                registry_upstream=registry.upstream,
+                ui_upstream=ui_upstream,
+                certificate_pem=server_cert.cert_pem,
+                certificate_key_pem=server_cert.private_key_pem,
+            ),
+            opts=child,
+        )
+
+        self.registry_endpoint = pulumi.Output.from_input(settings.registry_endpoint)
+        self.registry_url = pulumi.Output.from_input(settings.registry_url)
+        self.ui_url = pulumi.Output.from_input(f"{settings.registry_url}/" if ui_upstream else "")
+        self.ca_cert_pem = ca.cert_pem
+        self.server_cert_not_after = server_cert.not_after
+        self.network_name = network.name
+        self.docker_certs_dir = pulumi.Output.from_input(f"/etc/docker/certs.d/{settings.registry_endpoint}")
+        self.proxy_site_config = proxy.site_config
+        self.register_outputs(
+            {
+                "registryEndpoint": self.registry_endpoint,
+                "registryUrl": self.registry_url,
+                "uiUrl": self.ui_url,
+                "caCertPem": self.ca_cert_pem,
+                "serverCertNotAfter": self.server_cert_not_after,
+                "networkName": self.network_name,
+                "dockerCertsDir": self.docker_certs_dir,
+            }
+        )
+
+    @staticmethod
+    def _http_secret(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        """The configured http.secret, or one generated once and kept (secret) in the stack's state."""
+        configured = settings.registry.http_secret
+        if configured is not None:
+            return pulumi.Output.secret(configured.get_secret_value())
+        generated = random.RandomPassword(f"{name}-http-secret", length=48, special=False, opts=opts)
+        return pulumi.Output.secret(generated.result)

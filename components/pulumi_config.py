@@ -1,0 +1,42 @@
+"""The Pulumi side of the config edge: collect the raw `<namespace>:*` values, warn about risky settings."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.config import Settings
+
+
+def read_raw_config(namespace: str) -> dict[str, str]:
+    """Every `<namespace>:<key>` the stack sets, un-namespaced, as the strings Pulumi stores.
+
+    The keys are enumerated (not looked up one by one) so that a misspelt key is reported, not ignored.
+    """
+    prefix = f"{namespace}:"
+    keys = {key for key in runtime_config.CONFIG.get() if key.startswith(prefix)}
+    keys |= {key for key in runtime_config.get_config_env() if key.startswith(prefix)}
+    raw: dict[str, str] = {}
+    for key in sorted(keys):
+        value = runtime_config.get_config(key)
+        if value is None:
+            continue
+        raw[key[len(prefix) :]] = value if isinstance(value, str) else json.dumps(value)
+    return raw
+
+
+def warn_about(settings: Settings) -> None:
+    """Settings that are valid but deserve a second look in `pulumi preview`."""
+    if settings.binds_all_interfaces:
+        pulumi.log.warn(
+            f"bindAddress is {settings.bind_address}: every published port is reachable on all of this host's "
+            "interfaces. Prefer the host's LAN address."
+        )
+    if settings.registry_port and not ipaddress.ip_address(settings.bind_address).is_loopback:
+        pulumi.log.warn(
+            f"registryPort {settings.registry_port} publishes the registry over plain HTTP on "
+            f"{settings.bind_address}, bypassing TLS; clients must list it in insecure-registries."
+        )

@@ -1,0 +1,95 @@
+"""The distribution registry container, its config.yml and the volume that keeps its data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import RegistrySettings
+from components.docker_common import RESTART_POLICY, STOP_GRACE_SECONDS, ContainerPlacement
+from components.rendering import REGISTRY_DATA_DIR, REGISTRY_PORT, RegistryConfig, render_registry_config
+
+# The name other containers on the stack's network reach the registry by.
+REGISTRY_ALIAS = "registry"
+
+
+@dataclass(frozen=True)
+class RegistryArgs:
+    settings: RegistrySettings
+    placement: ContainerPlacement
+    public_url: str
+    """https://<endpoint>: the registry builds Location headers from it (http.host)."""
+    http_secret: pulumi.Input[str]
+    published_port: int
+    """Host port for the registry's own plain-HTTP port 5000; 0 publishes none."""
+
+
+class Registry(pulumi.ComponentResource):
+    """registry:2-compatible container with filesystem storage in a named volume."""
+
+    container_name: pulumi.Output[str]
+    """Docker name of the registry container."""
+    volume_name: pulumi.Output[str]
+    """Docker volume holding the blobs and manifests; kept on `pulumi destroy`."""
+    upstream: str
+    """host:port the other containers reach the registry at on the stack's network."""
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("private-registry:registry:Registry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        scope = args.placement.scope
+        settings = args.settings
+
+        # Survives container replacement, and `pulumi destroy` too: images are data, not infrastructure.
+        # Labels are fixed so that no config change ever replaces (and empties) the volume.
+        volume = docker.Volume(
+            f"{name}-data",
+            name=scope.docker_name("registry-data"),
+            labels=scope.labels("registry-data"),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
+        # keep_locally: a destroy must not delete an image other containers on the host may use.
+        image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
+
+        config_path = settings.resolved_config_path
+        config_yml = pulumi.Output.secret(args.http_secret).apply(
+            lambda secret: render_registry_config(
+                RegistryConfig(
+                    public_url=args.public_url,
+                    http_secret=secret,
+                    delete_enabled=settings.delete_enabled,
+                    log_level=settings.log_level,
+                )
+            )
+        )
+        ports = (
+            [docker.ContainerPortArgs(internal=REGISTRY_PORT, external=args.published_port, ip=args.placement.bind_address)]
+            if args.published_port
+            else []
+        )
+        container = docker.Container(
+            f"{name}-container",
+            name=scope.docker_name("registry"),
+            image=image.image_id,
+            # The image's entrypoint serves the config file it is given, whatever its default path.
+            command=[config_path],
+            uploads=[docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=REGISTRY_DATA_DIR)],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[REGISTRY_ALIAS])
+            ],
+            ports=ports,
+            restart=RESTART_POLICY,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            labels=scope.labels("registry"),
+            opts=child,
+        )
+
+        self.container_name = container.name
+        self.volume_name = volume.name
+        self.upstream = f"{REGISTRY_ALIAS}:{REGISTRY_PORT}"
+        self.register_outputs(
+            {"containerName": self.container_name, "volumeName": self.volume_name, "upstream": self.upstream}
+        )

@@ -1,0 +1,91 @@
+"""The registry's web UI: Joxit's docker-registry-ui, or the original recipe's hyper/docker-registry-web."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import UiFlavor, UiSettings
+from components.docker_common import RESTART_POLICY, STOP_GRACE_SECONDS, ContainerPlacement
+from components.rendering import HyperUiConfig, joxit_ui_environment, render_hyper_ui_config
+
+UI_ALIAS = "ui"
+# Where each UI listens inside its container.
+UI_INTERNAL_PORT = {UiFlavor.JOXIT: 80, UiFlavor.HYPER: 8080}
+HYPER_CONFIG_PATH = "/conf/config.yml"
+
+
+@dataclass(frozen=True)
+class RegistryUiArgs:
+    settings: UiSettings
+    placement: ContainerPlacement
+    registry_upstream: str
+    """host:port of the registry on the stack's network."""
+    registry_endpoint: str
+    """What users put before image names (shown in pull commands)."""
+    delete_enabled: bool
+    """Whether the registry allows deletes; the UI offers them only then (and not when readonly)."""
+    published_port: int
+
+
+class RegistryUi(pulumi.ComponentResource):
+    """A UI container reachable as `ui` on the stack's network."""
+
+    container_name: pulumi.Output[str]
+    upstream: str
+    """host:port nginx proxies `/` to."""
+
+    def __init__(self, name: str, args: RegistryUiArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("private-registry:ui:RegistryUi", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        if settings.flavor is UiFlavor.NONE:
+            raise ValueError("RegistryUi needs a UI flavor; ui.flavor 'none' declares no UI")
+        scope = args.placement.scope
+        internal_port = UI_INTERNAL_PORT[settings.flavor]
+
+        envs: list[str] = []
+        uploads: list[docker.ContainerUploadArgs] = []
+        if settings.flavor is UiFlavor.JOXIT:
+            environment = joxit_ui_environment(
+                registry_upstream=args.registry_upstream,
+                title=settings.title,
+                delete_images=args.delete_enabled and not settings.readonly,
+                pull_url=args.registry_endpoint,
+            )
+            envs = [f"{key}={value}" for key, value in sorted(environment.items())]
+        else:
+            hyper_config = render_hyper_ui_config(
+                HyperUiConfig(
+                    registry_url=f"http://{args.registry_upstream}/v2",
+                    registry_name=args.registry_endpoint,
+                    readonly=settings.readonly or not args.delete_enabled,
+                )
+            )
+            uploads = [docker.ContainerUploadArgs(file=HYPER_CONFIG_PATH, content=hyper_config, permissions="0644")]
+
+        image = docker.RemoteImage(f"{name}-image", name=settings.resolved_image, keep_locally=True, opts=child)
+        ports = (
+            [docker.ContainerPortArgs(internal=internal_port, external=args.published_port, ip=args.placement.bind_address)]
+            if args.published_port
+            else []
+        )
+        container = docker.Container(
+            f"{name}-container",
+            name=scope.docker_name("ui"),
+            image=image.image_id,
+            envs=envs,
+            uploads=uploads,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[UI_ALIAS])],
+            ports=ports,
+            restart=RESTART_POLICY,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            labels=scope.labels("ui"),
+            opts=child,
+        )
+
+        self.container_name = container.name
+        self.upstream = f"{UI_ALIAS}:{internal_port}"
+        self.register_outputs({"containerName": self.container_name, "upstream": self.upstream})

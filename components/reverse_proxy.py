@@ -1,0 +1,89 @@
+"""nginx in front of the registry and the UI: ends TLS, routes /v2/ and /, redirects plaintext to HTTPS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.config import ProxySettings
+from components.docker_common import RESTART_POLICY, STOP_GRACE_SECONDS, ContainerPlacement
+from components.rendering import ProxyConfig, render_nginx_conf
+
+SITE_CONFIG_PATH = "/etc/nginx/conf.d/registry.conf"
+CERTIFICATE_PATH = "/etc/nginx/tls/server.crt"
+CERTIFICATE_KEY_PATH = "/etc/nginx/tls/server.key"
+HTTPS_INTERNAL_PORT = 443
+HTTP_INTERNAL_PORT = 80
+
+
+@dataclass(frozen=True)
+class ReverseProxyArgs:
+    settings: ProxySettings
+    placement: ContainerPlacement
+    server_name: str
+    https_port: int
+    http_port: int
+    """0: no plaintext port (and no redirect server)."""
+    registry_upstream: str
+    ui_upstream: str | None
+    certificate_pem: pulumi.Input[str]
+    certificate_key_pem: pulumi.Input[str]
+
+
+class ReverseProxy(pulumi.ComponentResource):
+    """The nginx container with its site config, certificate and key uploaded into it."""
+
+    container_name: pulumi.Output[str]
+    site_config: str
+    """The rendered nginx site config (no secrets in it)."""
+
+    def __init__(self, name: str, args: ReverseProxyArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("private-registry:proxy:ReverseProxy", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        scope = args.placement.scope
+        bind = args.placement.bind_address
+
+        self.site_config = render_nginx_conf(
+            ProxyConfig(
+                server_name=args.server_name,
+                https_port=args.https_port,
+                redirect_http=args.http_port != 0,
+                registry_upstream=args.registry_upstream,
+                ui_upstream=args.ui_upstream,
+                certificate_path=CERTIFICATE_PATH,
+                certificate_key_path=CERTIFICATE_KEY_PATH,
+            )
+        )
+        ports = [docker.ContainerPortArgs(internal=HTTPS_INTERNAL_PORT, external=args.https_port, ip=bind)]
+        if args.http_port:
+            ports.append(docker.ContainerPortArgs(internal=HTTP_INTERNAL_PORT, external=args.http_port, ip=bind))
+
+        image = docker.RemoteImage(f"{name}-image", name=args.settings.image, keep_locally=True, opts=child)
+        container = docker.Container(
+            f"{name}-container",
+            name=scope.docker_name("proxy"),
+            image=image.image_id,
+            uploads=[
+                docker.ContainerUploadArgs(file=SITE_CONFIG_PATH, content=self.site_config, permissions="0644"),
+                docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem, permissions="0644"),
+                # Read by the nginx master process (root) before it drops privileges.
+                docker.ContainerUploadArgs(
+                    file=CERTIFICATE_KEY_PATH,
+                    content=pulumi.Output.secret(args.certificate_key_pem),
+                    permissions="0600",
+                ),
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name)],
+            ports=ports,
+            # Graceful: finish in-flight requests (the upstream image says so in its STOPSIGNAL).
+            stop_signal="SIGQUIT",
+            restart=RESTART_POLICY,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            labels=scope.labels("proxy"),
+            opts=child,
+        )
+
+        self.container_name = container.name
+        self.register_outputs({"containerName": self.container_name})
