@@ -7,8 +7,8 @@ import pulumi
 
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.docker_common import StackScope
-from components.pulumi_config import read_raw_config, warn_about
 from components.private_registry import PrivateRegistry, PrivateRegistryArgs
+from components.pulumi_config import read_raw_config, warn_about
 
 try:
     settings = load_settings(read_raw_config(NAMESPACE))

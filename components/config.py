@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import (
@@ -52,7 +52,7 @@ class ConfigError(ValueError):
     """Bad stack configuration. The message names each key, its value and what is allowed."""
 
 
-class UiFlavor(str, Enum):
+class UiFlavor(StrEnum):
     """Which web UI to deploy behind the proxy."""
 
     JOXIT = "joxit"
@@ -63,7 +63,7 @@ class UiFlavor(str, Enum):
     """No UI container; `/` answers 404."""
 
 
-class KeyAlgorithm(str, Enum):
+class KeyAlgorithm(StrEnum):
     """Key type of the CA and the server certificate."""
 
     ECDSA = "ECDSA"

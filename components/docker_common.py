@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pulumi
 
 LABEL_PREFIX = "org.private-registry"
+LabelT = TypeVar("LabelT")
 
 
 @dataclass(frozen=True)
@@ -24,14 +27,15 @@ class StackScope:
     def docker_name(self, role: str) -> str:
         return f"{self.prefix}-{role}"
 
-    def labels(self, component: str) -> list[dict[str, str]]:
-        """Docker labels in the provider's `{label, value}` list form, sorted for stable inputs."""
+    def labels(self, label_args: Callable[..., LabelT], component: str) -> list[LabelT]:
+        """Docker labels in the provider's `{label, value}` list form (`label_args` is the resource's own
+        `*LabelArgs` class), sorted so the inputs are stable."""
         values = {
             f"{LABEL_PREFIX}.project": self.project,
             f"{LABEL_PREFIX}.stack": self.stack,
             f"{LABEL_PREFIX}.component": component,
         }
-        return [{"label": key, "value": value} for key, value in sorted(values.items())]
+        return [label_args(label=key, value=value) for key, value in sorted(values.items())]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class PrivateRegistry(pulumi.ComponentResource):
             f"{name}-net",
             name=scope.docker_name("net"),
             driver="bridge",
-            labels=scope.labels("network"),
+            labels=scope.labels(docker.NetworkLabelArgs, "network"),
             opts=child,
         )
         placement = ContainerPlacement(scope=scope, network_name=network.name, bind_address=settings.bind_address)

@@ -47,7 +47,7 @@ class Registry(pulumi.ComponentResource):
         volume = docker.Volume(
             f"{name}-data",
             name=scope.docker_name("registry-data"),
-            labels=scope.labels("registry-data"),
+            labels=scope.labels(docker.VolumeLabelArgs, "registry-data"),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
         # keep_locally: a destroy must not delete an image other containers on the host may use.
@@ -65,7 +65,11 @@ class Registry(pulumi.ComponentResource):
             )
         )
         ports = (
-            [docker.ContainerPortArgs(internal=REGISTRY_PORT, external=args.published_port, ip=args.placement.bind_address)]
+            [
+                docker.ContainerPortArgs(
+                    internal=REGISTRY_PORT, external=args.published_port, ip=args.placement.bind_address
+                )
+            ]
             if args.published_port
             else []
         )
@@ -83,7 +87,7 @@ class Registry(pulumi.ComponentResource):
             ports=ports,
             restart=RESTART_POLICY,
             destroy_grace_seconds=STOP_GRACE_SECONDS,
-            labels=scope.labels("registry"),
+            labels=scope.labels(docker.ContainerLabelArgs, "registry"),
             opts=child,
         )
 

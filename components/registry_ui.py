@@ -68,7 +68,11 @@ class RegistryUi(pulumi.ComponentResource):
 
         image = docker.RemoteImage(f"{name}-image", name=settings.resolved_image, keep_locally=True, opts=child)
         ports = (
-            [docker.ContainerPortArgs(internal=internal_port, external=args.published_port, ip=args.placement.bind_address)]
+            [
+                docker.ContainerPortArgs(
+                    internal=internal_port, external=args.published_port, ip=args.placement.bind_address
+                )
+            ]
             if args.published_port
             else []
         )
@@ -78,11 +82,13 @@ class RegistryUi(pulumi.ComponentResource):
             image=image.image_id,
             envs=envs,
             uploads=uploads,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[UI_ALIAS])],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[UI_ALIAS])
+            ],
             ports=ports,
             restart=RESTART_POLICY,
             destroy_grace_seconds=STOP_GRACE_SECONDS,
-            labels=scope.labels("ui"),
+            labels=scope.labels(docker.ContainerLabelArgs, "ui"),
             opts=child,
         )
 

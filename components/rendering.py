@@ -83,9 +83,7 @@ def render_hyper_ui_config(config: HyperUiConfig) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
-def joxit_ui_environment(
-    *, registry_upstream: str, title: str, delete_images: bool, pull_url: str
-) -> dict[str, str]:
+def joxit_ui_environment(*, registry_upstream: str, title: str, delete_images: bool, pull_url: str) -> dict[str, str]:
     """Environment for joxit/docker-registry-ui served same-origin behind our nginx."""
     return {
         "NGINX_PROXY_PASS_URL": f"http://{registry_upstream}",

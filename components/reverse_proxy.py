@@ -81,7 +81,7 @@ class ReverseProxy(pulumi.ComponentResource):
             stop_signal="SIGQUIT",
             restart=RESTART_POLICY,
             destroy_grace_seconds=STOP_GRACE_SECONDS,
-            labels=scope.labels("proxy"),
+            labels=scope.labels(docker.ContainerLabelArgs, "proxy"),
             opts=child,
         )
 

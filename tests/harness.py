@@ -98,7 +98,7 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
         self.run = run
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.run.registrations[response.urn] = Registration(
                 urn=response.urn,
@@ -145,7 +145,7 @@ def run_program(
     )
     pulumi.runtime.set_all_config(dict(config))
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def execute() -> pulumi.Output[None]:
         runpy.run_path(str(MAIN), run_name="__main__")
         exported = dict(getattr(get_root_resource(), "outputs", {}))

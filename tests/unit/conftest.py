@@ -35,7 +35,9 @@ class FakeMocks(pulumi.runtime.Mocks):
                 "publicKeyPem": f"-----BEGIN PUBLIC KEY-----\n{fingerprint}\n-----END PUBLIC KEY-----\n",
             }
         elif args.typ == "tls:index/certRequest:CertRequest":
-            computed = {"certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{fingerprint}\n-----END CERTIFICATE REQUEST-----\n"}
+            computed = {
+                "certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{fingerprint}\n-----END CERTIFICATE REQUEST-----\n"
+            }
         elif args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             computed = {
                 "certPem": f"-----BEGIN CERTIFICATE-----\n{fingerprint}\n-----END CERTIFICATE-----\n",
@@ -49,7 +51,7 @@ class FakeMocks(pulumi.runtime.Mocks):
             computed = {"imageId": "sha256:" + _digest(inputs.get("name"))}
         return f"{args.name}-id", {**inputs, **computed}
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise AssertionError(f"the program made an unexpected invoke: {args.token}")
 
 
@@ -60,9 +62,7 @@ BASE_CONFIG = {
 
 def namespaced(**values: Any) -> dict[str, str]:
     """Stack config from Python values: keys get the project namespace, values Pulumi's string form."""
-    return {
-        f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in values.items()
-    }
+    return {f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
 
 
 @pytest.fixture

@@ -1,0 +1,183 @@
+"""Stack config validation: defaults, derived values and every kind of bad value (no Pulumi involved)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.config import (
+    DEFAULT_HYPER_IMAGE,
+    DEFAULT_JOXIT_IMAGE,
+    ConfigError,
+    KeyAlgorithm,
+    Settings,
+    UiFlavor,
+    load_settings,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def load(**values: object) -> Settings:
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+    return load_settings({"hostname": "registry.example.com", **raw})
+
+
+def error_of(**values: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(**values)
+    return str(caught.value)
+
+
+def test_defaults_are_secure_and_documented() -> None:
+    settings = load()
+    assert settings.bind_address == "127.0.0.1"
+    assert (settings.https_port, settings.http_port, settings.registry_port, settings.ui_port) == (443, 80, 0, 0)
+    assert settings.registry.delete_enabled is True
+    assert settings.registry.log_level == "info"
+    assert settings.registry.http_secret is None
+    assert settings.ui.flavor is UiFlavor.JOXIT
+    assert settings.ui.resolved_image == DEFAULT_JOXIT_IMAGE
+    assert settings.tls.key_algorithm is KeyAlgorithm.ECDSA
+    assert settings.registry_endpoint == "registry.example.com"
+    assert settings.registry_url == "https://registry.example.com"
+
+
+def test_endpoint_carries_a_non_default_port() -> None:
+    assert load(httpsPort=8443).registry_endpoint == "registry.example.com:8443"
+
+
+def test_hostname_is_normalised_to_lower_case() -> None:
+    assert load(hostname="Registry.Example.COM").hostname == "registry.example.com"
+
+
+def test_ip_hostname_goes_into_the_ip_sans() -> None:
+    settings = load(hostname="10.1.2.3", ipAddresses=["127.0.0.1"])
+    assert settings.certificate_dns_names == ()
+    assert settings.certificate_ip_addresses == ("10.1.2.3", "127.0.0.1")
+
+
+def test_ipv6_hostname_is_bracketed_in_the_endpoint() -> None:
+    assert load(hostname="fd00::1", httpsPort=8443).registry_endpoint == "[fd00::1]:8443"
+
+
+def test_hyper_flavor_defaults_to_the_hyper_image() -> None:
+    assert load(ui={"flavor": "hyper"}).ui.resolved_image == DEFAULT_HYPER_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("image", "path"),
+    [
+        ("registry:2.8.3", "/etc/docker/registry/config.yml"),
+        ("registry:2", "/etc/docker/registry/config.yml"),
+        ("docker.io/library/registry:3.0.0", "/etc/distribution/config.yml"),
+        ("registry", "/etc/distribution/config.yml"),  # latest is 3.x now
+        ("localhost:5000/mirror/registry:2.8.2", "/etc/docker/registry/config.yml"),
+    ],
+)
+def test_registry_config_path_follows_the_image(image: str, path: str) -> None:
+    assert load(registry={"image": image}).registry.resolved_config_path == path
+
+
+def test_registry_config_path_can_be_set() -> None:
+    assert load(registry={"configPath": "/srv/registry.yml"}).registry.resolved_config_path == "/srv/registry.yml"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"hostname": "bad_host"}, "private-registry:hostname: must be a DNS name"),
+        ({"hostname": "-lead.example.com"}, "private-registry:hostname: must be a DNS name"),
+        ({"hostname": "a" * 64 + ".example.com"}, "private-registry:hostname: must be a DNS name"),
+        ({"hostname": "reg.example.com; rm -rf /"}, "got 'reg.example.com; rm -rf /'"),
+        ({"httpsPort": 70000}, "private-registry:httpsPort: Input should be less than or equal to 65535 (got 70000)"),
+        ({"httpsPort": 0}, "private-registry:httpsPort: Input should be greater than or equal to 1 (got 0)"),
+        ({"httpPort": -1}, "private-registry:httpPort: Input should be greater than or equal to 0 (got -1)"),
+        ({"httpsPort": "https"}, "private-registry:httpsPort: Input should be a valid integer (got 'https')"),
+        ({"httpsPort": True}, "private-registry:httpsPort: Input should be a valid integer (got True)"),
+        ({"httpsPort": 443.5}, "private-registry:httpsPort: Input should be a valid integer (got 443.5)"),
+        ({"httpsPort": 8443, "registryPort": 8443}, "registryPort and httpsPort are both 8443"),
+        ({"httpPort": 443}, "httpPort and httpsPort are both 443"),
+        ({"uiPort": 8080, "ui": {"flavor": "none"}}, "uiPort is set but ui.flavor is 'none'"),
+        ({"ipAddresses": ["10.0.0.300"]}, "private-registry:ipAddresses: '10.0.0.300' is not an IPv4 or IPv6 address"),
+        ({"ipAddresses": ["10.0.0.1", "10.0.0.1"]}, "lists 10.0.0.1 more than once"),
+        ({"ipAddresses": "10.0.0.1"}, "private-registry:ipAddresses: Input should be a valid tuple"),
+        ({"bindAddress": "localhost"}, "private-registry:bindAddress: must be an IPv4 or IPv6 address"),
+        (
+            {"ui": {"flavor": "fancy"}},
+            "private-registry:ui.flavor: Input should be 'joxit', 'hyper' or 'none' (got 'fancy')",
+        ),
+        ({"ui": {"title": "two\nlines"}}, "private-registry:ui.title: must be printable text"),
+        ({"ui": {"colour": "red"}}, "private-registry:ui.colour: unknown setting (got 'red')"),
+        ({"ui": "joxit"}, "private-registry:ui: Input should be a valid dictionary"),
+        (
+            {"tls": {"keyAlgorithm": "DSA"}},
+            "private-registry:tls.keyAlgorithm: Input should be 'ECDSA' or 'RSA' (got 'DSA')",
+        ),
+        (
+            {"tls": {"certValidityDays": 400, "caValidityDays": 300}},
+            "certValidityDays (400) must not exceed caValidityDays (300)",
+        ),
+        (
+            {"tls": {"earlyRenewalDays": 30, "certValidityDays": 30}},
+            "earlyRenewalDays (30) must be less than certValidityDays (30)",
+        ),
+        (
+            {"tls": {"certValidityDays": 0}},
+            "private-registry:tls.certValidityDays: Input should be greater than or equal to 1",
+        ),
+        ({"registry": {"image": "Registry:2"}}, "private-registry:registry.image: must be a Docker image reference"),
+        (
+            {"registry": {"image": "registry:2 --privileged"}},
+            "private-registry:registry.image: must be a Docker image reference",
+        ),
+        (
+            {"registry": {"logLevel": "trace"}},
+            "private-registry:registry.logLevel: Input should be 'error', 'warn', 'info' or 'debug' (got 'trace')",
+        ),
+        (
+            {"registry": {"deleteEnabled": "nope"}},
+            "private-registry:registry.deleteEnabled: Input should be a valid boolean (got 'nope')",
+        ),
+        (
+            {"registry": {"configPath": "relative/config.yml"}},
+            "private-registry:registry.configPath: must be an absolute path",
+        ),
+        ({"proxy": {"image": ""}}, "private-registry:proxy.image: must be a Docker image reference"),
+        (
+            {"httpsPorts": 8443},
+            "private-registry:httpsPorts: unknown setting; did you mean 'private-registry:httpsPort'?",
+        ),
+    ],
+)
+def test_bad_values_are_named_with_what_is_allowed(values: dict[str, object], expected: str) -> None:
+    assert expected in error_of(**values)
+
+
+def test_hostname_is_required() -> None:
+    with pytest.raises(ConfigError, match=r"private-registry:hostname: required"):
+        load_settings({})
+
+
+def test_every_error_is_reported_at_once() -> None:
+    message = error_of(httpsPort=70000, ui={"flavor": "fancy"}, registry={"logLevel": "trace"})
+    assert message.count("private-registry:") == 3
+
+
+def test_a_short_http_secret_is_refused_without_echoing_it() -> None:
+    message = error_of(registry={"httpSecret": "hunter2"})
+    assert "registry.httpSecret: must be at least 16 characters" in message
+    assert "hunter2" not in message
+
+
+def test_http_secret_is_not_echoed_when_the_registry_object_is_wrong() -> None:
+    message = error_of(registry={"httpSecret": "a-long-enough-secret-value", "colour": 1})
+    assert "a-long-enough-secret-value" not in message
+    assert "registry.colour: unknown setting" in message
+
+
+def test_settings_are_immutable() -> None:
+    settings = load()
+    with pytest.raises(Exception, match="frozen"):
+        settings.https_port = 1  # type: ignore[misc]

@@ -1,0 +1,439 @@
+"""The whole program under Pulumi's mocks: what it declares for a given stack config."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from tests.harness import PROJECT_DIR, ProgramRun, is_secret, plain, run_program, stack_config
+from tests.unit.conftest import FakeMocks
+
+pytestmark = pytest.mark.unit
+
+Run = Callable[..., ProgramRun]
+CONTAINER = "docker:index/container:Container"
+
+
+def container(run: ProgramRun, role: str) -> dict[str, Any]:
+    inputs: dict[str, Any] = plain(run.named(f"registry-{role}-container").inputs)
+    return inputs
+
+
+def upload(inputs: dict[str, Any], path: str) -> dict[str, Any]:
+    matches = [u for u in inputs["uploads"] if u["file"] == path]
+    assert len(matches) == 1, [u["file"] for u in inputs["uploads"]]
+    found: dict[str, Any] = matches[0]
+    return found
+
+
+def parent_name(run: ProgramRun, name: str) -> str:
+    return run.named(name).parent.rsplit("::", 1)[-1]
+
+
+# ---- the resource graph ----
+
+
+def test_declares_the_components_and_their_children(run: Run) -> None:
+    result = run()
+    graph = {(r.typ, r.name, parent_name(result, r.name)) for r in result.registrations.values()}
+    assert graph == {
+        ("private-registry:index:PrivateRegistry", "registry", "private-registry-test"),
+        ("docker:index/network:Network", "registry-net", "registry"),
+        ("random:index/randomPassword:RandomPassword", "registry-http-secret", "registry"),
+        ("private-registry:tls:CertificateAuthority", "registry-ca", "registry"),
+        ("tls:index/privateKey:PrivateKey", "registry-ca-key", "registry-ca"),
+        ("tls:index/selfSignedCert:SelfSignedCert", "registry-ca-cert", "registry-ca"),
+        ("private-registry:tls:ServerCertificate", "registry-server-cert", "registry"),
+        ("tls:index/privateKey:PrivateKey", "registry-server-cert-key", "registry-server-cert"),
+        ("tls:index/certRequest:CertRequest", "registry-server-cert-csr", "registry-server-cert"),
+        ("tls:index/locallySignedCert:LocallySignedCert", "registry-server-cert-cert", "registry-server-cert"),
+        ("private-registry:registry:Registry", "registry-registry", "registry"),
+        ("docker:index/volume:Volume", "registry-registry-data", "registry-registry"),
+        ("docker:index/remoteImage:RemoteImage", "registry-registry-image", "registry-registry"),
+        (CONTAINER, "registry-registry-container", "registry-registry"),
+        ("private-registry:ui:RegistryUi", "registry-ui", "registry"),
+        ("docker:index/remoteImage:RemoteImage", "registry-ui-image", "registry-ui"),
+        (CONTAINER, "registry-ui-container", "registry-ui"),
+        ("private-registry:proxy:ReverseProxy", "registry-proxy", "registry"),
+        ("docker:index/remoteImage:RemoteImage", "registry-proxy-image", "registry-proxy"),
+        (CONTAINER, "registry-proxy-container", "registry-proxy"),
+    }
+
+
+def test_ui_flavor_none_declares_no_ui(run: Run) -> None:
+    result = run(ui={"flavor": "none"})
+    assert not [r for r in result.registrations.values() if "-ui" in r.name]
+    assert len(result.of_type(CONTAINER)) == 2
+    assert "return 404;" in upload(container(result, "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+
+
+def test_all_containers_join_the_one_network(run: Run) -> None:
+    result = run()
+    network = plain(result.named("registry-net").inputs)
+    assert network["name"] == "private-registry-test-net"
+    assert network["driver"] == "bridge"
+    assert len(result.of_type("docker:index/network:Network")) == 1
+    joined = {r.name: plain(r.inputs)["networksAdvanced"] for r in result.of_type(CONTAINER)}
+    assert joined == {
+        "registry-proxy-container": [{"name": "private-registry-test-net"}],
+        "registry-registry-container": [{"name": "private-registry-test-net", "aliases": ["registry"]}],
+        "registry-ui-container": [{"name": "private-registry-test-net", "aliases": ["ui"]}],
+    }
+
+
+def test_docker_names_carry_project_and_stack(run: Run) -> None:
+    dev, prod = run(stack="dev"), run(stack="prod")
+
+    def names(result: ProgramRun) -> set[str]:
+        return {
+            plain(r.inputs)["name"]
+            for r in result.registrations.values()
+            if r.typ.startswith("docker:index/") and "RemoteImage" not in r.typ
+        }
+
+    assert names(dev) == {
+        "private-registry-dev-net",
+        "private-registry-dev-registry-data",
+        "private-registry-dev-registry",
+        "private-registry-dev-ui",
+        "private-registry-dev-proxy",
+    }
+    assert not names(dev) & names(prod)
+
+
+def test_every_docker_object_is_labelled_with_its_stack(run: Run) -> None:
+    result = run(stack="dev")
+    for registration in result.registrations.values():
+        if registration.typ in (CONTAINER, "docker:index/network:Network", "docker:index/volume:Volume"):
+            labels = {item["label"]: item["value"] for item in plain(registration.inputs)["labels"]}
+            assert labels["org.private-registry.project"] == "private-registry"
+            assert labels["org.private-registry.stack"] == "dev"
+
+
+# ---- ports ----
+
+
+def test_default_ports_publish_https_and_redirect_on_loopback(run: Run) -> None:
+    result = run()
+    assert container(result, "proxy")["ports"] == [
+        {"internal": 443, "external": 443, "ip": "127.0.0.1"},
+        {"internal": 80, "external": 80, "ip": "127.0.0.1"},
+    ]
+    assert container(result, "registry").get("ports", []) == []
+    assert container(result, "ui").get("ports", []) == []
+
+
+def test_ports_follow_config(run: Run) -> None:
+    result = run(bindAddress="192.168.1.10", httpsPort=8443, httpPort=0, registryPort=5000, uiPort=8081)
+    assert container(result, "proxy")["ports"] == [{"internal": 443, "external": 8443, "ip": "192.168.1.10"}]
+    assert container(result, "registry")["ports"] == [{"internal": 5000, "external": 5000, "ip": "192.168.1.10"}]
+    assert container(result, "ui")["ports"] == [{"internal": 80, "external": 8081, "ip": "192.168.1.10"}]
+    assert "listen 80" not in upload(container(result, "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+
+
+def test_hyper_ui_is_published_from_its_own_port(run: Run) -> None:
+    result = run(ui={"flavor": "hyper"}, uiPort=8081)
+    assert container(result, "ui")["ports"] == [{"internal": 8080, "external": 8081, "ip": "127.0.0.1"}]
+
+
+# ---- certificates ----
+
+
+def test_ca_is_a_p256_ca(run: Run) -> None:
+    result = run(tls={"organization": "Acme"})
+    assert plain(result.named("registry-ca-key").inputs) == {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+    ca = plain(result.named("registry-ca-cert").inputs)
+    assert ca["isCaCertificate"] is True
+    assert sorted(ca["allowedUses"]) == ["cert_signing", "crl_signing", "digital_signature"]
+    assert ca["subject"] == {"commonName": "Acme Registry CA", "organization": "Acme"}
+    assert ca["validityPeriodHours"] == 3650 * 24
+    assert is_secret(result.named("registry-ca-cert").inputs["privateKeyPem"])
+
+
+def test_server_certificate_names_and_uses(run: Run) -> None:
+    result = run(ipAddresses=["127.0.0.1", "10.0.0.5"], tls={"certValidityDays": 90, "earlyRenewalDays": 10})
+    csr = plain(result.named("registry-server-cert-csr").inputs)
+    assert csr["subject"] == {"commonName": "registry.example.com", "organization": "Private Registry"}
+    assert csr["dnsNames"] == ["registry.example.com"]
+    assert csr["ipAddresses"] == ["127.0.0.1", "10.0.0.5"]
+    cert = plain(result.named("registry-server-cert-cert").inputs)
+    assert cert["allowedUses"] == ["digital_signature", "server_auth"]
+    assert cert["validityPeriodHours"] == 90 * 24
+    assert cert["earlyRenewalHours"] == 10 * 24
+    assert cert["caCertPem"] == result.outputs["caCertPem"]
+    assert is_secret(result.named("registry-server-cert-cert").inputs["caPrivateKeyPem"])
+
+
+def test_rsa_keys_are_2048_bits_and_allow_key_encipherment(run: Run) -> None:
+    result = run(tls={"keyAlgorithm": "RSA"})
+    for key in ("registry-ca-key", "registry-server-cert-key"):
+        assert plain(result.named(key).inputs) == {"algorithm": "RSA", "rsaBits": 2048}
+    assert plain(result.named("registry-server-cert-cert").inputs)["allowedUses"] == [
+        "digital_signature",
+        "key_encipherment",
+        "server_auth",
+    ]
+
+
+def test_ip_hostname_has_no_dns_san(run: Run) -> None:
+    result = run(hostname="10.0.0.5")
+    csr = plain(result.named("registry-server-cert-csr").inputs)
+    assert csr.get("dnsNames", []) == []
+    assert csr["ipAddresses"] == ["10.0.0.5"]
+    assert "server_name _;" in upload(container(result, "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+
+
+# ---- the registry ----
+
+
+def test_registry_gets_its_config_and_keeps_data_in_a_volume(run: Run) -> None:
+    result = run(httpsPort=8443, registry={"logLevel": "debug", "deleteEnabled": False})
+    registry = container(result, "registry")
+    assert registry["command"] == ["/etc/docker/registry/config.yml"]
+    config = yaml.safe_load(upload(registry, "/etc/docker/registry/config.yml")["content"])
+    assert config["http"]["host"] == "https://registry.example.com:8443"
+    assert config["log"]["level"] == "debug"
+    assert config["storage"]["delete"]["enabled"] is False
+    generated = plain(result.named("registry-http-secret").inputs)
+    assert generated == {"length": 48, "special": False}
+    assert config["http"]["secret"].startswith("generated-")
+    assert registry["volumes"] == [
+        {"volumeName": "private-registry-test-registry-data", "containerPath": "/var/lib/registry"}
+    ]
+    assert result.named("registry-registry-data").options["retainOnDelete"] is True
+    assert registry["restart"] == "unless-stopped"
+
+
+def test_registry_3_reads_its_config_from_the_distribution_path(run: Run) -> None:
+    registry = container(run(registry={"image": "registry:3.0.0"}), "registry")
+    assert registry["command"] == ["/etc/distribution/config.yml"]
+    upload(registry, "/etc/distribution/config.yml")
+
+
+def test_configured_http_secret_is_used_and_nothing_is_generated(run: Run) -> None:
+    result = run(registry={"httpSecret": "configured-secret-0123456789"})
+    assert not result.of_type("random:index/randomPassword:RandomPassword")
+    config = yaml.safe_load(upload(container(result, "registry"), "/etc/docker/registry/config.yml")["content"])
+    assert config["http"]["secret"] == "configured-secret-0123456789"
+
+
+def test_images_are_kept_locally_and_referenced_by_id(run: Run) -> None:
+    result = run(
+        registry={"image": "registry:2.8.2"},
+        proxy={"image": "nginx:1.27"},
+        ui={"image": "joxit/docker-registry-ui:2.5.0"},
+    )
+    for role, image in (
+        ("registry", "registry:2.8.2"),
+        ("proxy", "nginx:1.27"),
+        ("ui", "joxit/docker-registry-ui:2.5.0"),
+    ):
+        remote = plain(result.named(f"registry-{role}-image").inputs)
+        assert remote == {"name": image, "keepLocally": True}
+        assert container(result, role)["image"].startswith("sha256:")
+    images = {container(result, role)["image"] for role in ("registry", "proxy", "ui")}
+    assert len(images) == 3
+
+
+# ---- the UI ----
+
+
+def test_joxit_ui_is_same_origin_and_follows_delete(run: Run) -> None:
+    env = set(container(run(ui={"title": "Team images"}), "ui")["envs"])
+    assert {
+        "NGINX_PROXY_PASS_URL=http://registry:5000",
+        "SINGLE_REGISTRY=true",
+        "REGISTRY_TITLE=Team images",
+        "DELETE_IMAGES=true",
+    } <= env
+    assert "DELETE_IMAGES=false" in container(run(registry={"deleteEnabled": False}), "ui")["envs"]
+    assert "DELETE_IMAGES=false" in container(run(ui={"readonly": True}), "ui")["envs"]
+
+
+def test_hyper_ui_gets_the_recipe_config_file(run: Run) -> None:
+    ui = container(run(httpsPort=8443, ui={"flavor": "hyper", "readonly": False}), "ui")
+    config = yaml.safe_load(upload(ui, "/conf/config.yml")["content"])
+    assert config == {
+        "registry": {"url": "http://registry:5000/v2", "name": "registry.example.com:8443", "readonly": False},
+        "auth": {"enabled": False},
+    }
+    assert ui.get("envs", []) == []
+
+
+# ---- the proxy ----
+
+
+def test_proxy_gets_site_config_certificate_and_secret_key(run: Run) -> None:
+    result = run()
+    proxy_registration = result.named("registry-proxy-container")
+    assert is_secret(proxy_registration.inputs["uploads"]), "the key is uploaded, so the uploads must be secret"
+    proxy = container(result, "proxy")
+    key = upload(proxy, "/etc/nginx/tls/server.key")
+    assert key["permissions"] == "0600"
+    assert key["content"].startswith("-----BEGIN PRIVATE KEY-----")
+    cert = upload(proxy, "/etc/nginx/tls/server.crt")
+    assert cert["content"].startswith("-----BEGIN CERTIFICATE-----")
+    site = upload(proxy, "/etc/nginx/conf.d/registry.conf")["content"]
+    assert "proxy_pass $registry_upstream;" in site
+    assert proxy["stopSignal"] == "SIGQUIT"
+
+
+def test_registry_config_upload_is_secret(run: Run) -> None:
+    assert is_secret(run().named("registry-registry-container").inputs["uploads"])
+
+
+# ---- outputs ----
+
+
+def test_outputs_for_the_default_port(run: Run) -> None:
+    outputs = run().outputs
+    assert outputs["registryEndpoint"] == "registry.example.com"
+    assert outputs["registryUrl"] == "https://registry.example.com"
+    assert outputs["uiUrl"] == "https://registry.example.com/"
+    assert outputs["dockerCertsDir"] == "/etc/docker/certs.d/registry.example.com"
+    assert outputs["networkName"] == "private-registry-test-net"
+    assert outputs["serverCertNotAfter"] == "2027-01-01T00:00:00Z"
+    assert outputs["caCertPem"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_outputs_for_another_port_and_no_ui(run: Run) -> None:
+    outputs = run(httpsPort=8443, ui={"flavor": "none"}).outputs
+    assert outputs["registryEndpoint"] == "registry.example.com:8443"
+    assert outputs["registryUrl"] == "https://registry.example.com:8443"
+    assert outputs["uiUrl"] == ""
+    assert outputs["dockerCertsDir"] == "/etc/docker/certs.d/registry.example.com:8443"
+
+
+def test_outputs_are_complete_and_hold_no_secret(run: Run) -> None:
+    result = run(registry={"httpSecret": "configured-secret-0123456789"})
+    assert set(result.outputs) == {
+        "registryEndpoint",
+        "registryUrl",
+        "uiUrl",
+        "caCertPem",
+        "serverCertNotAfter",
+        "networkName",
+        "dockerCertsDir",
+    }
+    assert result.secret_outputs == set()
+    assert "configured-secret-0123456789" not in json.dumps(result.outputs)
+    assert "PRIVATE KEY" not in json.dumps(result.outputs)
+
+
+# ---- determinism and blast radius ----
+
+
+def inputs_by_name(result: ProgramRun) -> dict[str, str]:
+    return {r.name: json.dumps(plain(r.inputs), sort_keys=True) for r in result.registrations.values()}
+
+
+def test_same_config_declares_identical_inputs(run: Run) -> None:
+    values = {"httpsPort": 8443, "ipAddresses": ["127.0.0.1"], "ui": {"flavor": "hyper"}}
+    assert inputs_by_name(run(**values)) == inputs_by_name(run(**values))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"registry": {"logLevel": "debug"}}, {"registry-registry-container"}),
+        ({"registry": {"image": "registry:2.8.2"}}, {"registry-registry-image", "registry-registry-container"}),
+        ({"ui": {"title": "Other"}}, {"registry-ui-container"}),
+        ({"proxy": {"image": "nginx:1.27"}}, {"registry-proxy-image", "registry-proxy-container"}),
+        ({"registryPort": 5000}, {"registry-registry-container"}),
+        ({"httpPort": 0}, {"registry-proxy-container"}),
+        # The endpoint appears in http.host, the UI's pull URL and the redirect target.
+        ({"httpsPort": 8443}, {"registry-registry-container", "registry-ui-container", "registry-proxy-container"}),
+        (
+            {"ipAddresses": ["127.0.0.1"]},
+            {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"},
+        ),
+        (
+            {"tls": {"keyAlgorithm": "RSA"}},
+            {
+                "registry-ca-key",
+                "registry-ca-cert",
+                "registry-server-cert-key",
+                "registry-server-cert-csr",
+                "registry-server-cert-cert",
+                "registry-proxy-container",
+            },
+        ),
+    ],
+)
+def test_one_setting_changes_only_what_depends_on_it(run: Run, change: dict[str, Any], expected: set[str]) -> None:
+    before, after = inputs_by_name(run()), inputs_by_name(run(**change))
+    assert before.keys() == after.keys()
+    assert {name for name in before if before[name] != after[name]} == expected
+
+
+# ---- errors and warnings ----
+
+
+def test_bad_config_fails_before_any_resource(run: Run) -> None:
+    mocks = FakeMocks()
+    with pytest.raises(
+        pulumi.RunError, match=r"private-registry:httpsPort: Input should be less than or equal to 65535"
+    ):
+        run_program({"private-registry:hostname": "r.example.com", "private-registry:httpsPort": "99999"}, mocks)
+
+
+def test_missing_hostname_is_a_clear_error() -> None:
+    with pytest.raises(pulumi.RunError, match=r"private-registry:hostname: required"):
+        run_program({}, FakeMocks())
+
+
+def test_defaults_warn_about_nothing(run: Run) -> None:
+    assert run().warnings == []
+
+
+def test_binding_every_interface_warns(run: Run) -> None:
+    assert any("bindAddress is 0.0.0.0" in w for w in run(bindAddress="0.0.0.0").warnings)
+
+
+def test_plain_http_registry_port_on_a_lan_address_warns(run: Run) -> None:
+    assert any("plain HTTP" in w for w in run(bindAddress="192.168.1.10", registryPort=5000).warnings)
+    assert not any("plain HTTP" in w for w in run(registryPort=5000).warnings)
+
+
+def test_preview_declares_the_same_resources(run: Run) -> None:
+    assert set(inputs_by_name(run(preview=True))) == set(inputs_by_name(run()))
+
+
+# ---- the shipped stack files ----
+
+
+def test_dev_stack_file_deploys_on_loopback_with_unprivileged_ports() -> None:
+    config = stack_config(PROJECT_DIR / "Pulumi.dev.yaml")
+    result = run_program(config, FakeMocks(), stack="dev")
+    assert result.outputs["registryEndpoint"] == "registry.localhost:8443"
+    for registration in result.of_type(CONTAINER):
+        for port in plain(registration.inputs).get("ports", []):
+            assert port["ip"] == "127.0.0.1"
+            assert port["external"] >= 1024
+    assert result.warnings == []
+
+
+def test_project_file_declares_the_scalar_keys_with_the_code_defaults() -> None:
+    from components.config import Settings
+
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    assert project["name"] == "private-registry"
+    assert project["backend"]["url"].startswith("file://")
+    defaults = Settings(hostname="x.example.com")
+    for key, schema in project["config"].items():
+        if "default" in schema:
+            attribute = {
+                "ipAddresses": "ip_addresses",
+                "bindAddress": "bind_address",
+                "httpsPort": "https_port",
+                "httpPort": "http_port",
+                "registryPort": "registry_port",
+                "uiPort": "ui_port",
+            }[key]
+            value = getattr(defaults, attribute)
+            assert (list(value) if isinstance(value, tuple) else value) == schema["default"], key

@@ -1,0 +1,188 @@
+"""The rendered config files, parsed back or checked directive by directive (no Pulumi involved)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from components.rendering import (
+    HyperUiConfig,
+    ProxyConfig,
+    RegistryConfig,
+    joxit_ui_environment,
+    render_hyper_ui_config,
+    render_nginx_conf,
+    render_registry_config,
+)
+
+pytestmark = pytest.mark.unit
+
+REGISTRY = RegistryConfig(
+    public_url="https://registry.example.com:8443", http_secret="s" * 32, delete_enabled=True, log_level="info"
+)
+PROXY = ProxyConfig(
+    server_name="registry.example.com",
+    https_port=8443,
+    redirect_http=True,
+    registry_upstream="registry:5000",
+    ui_upstream="ui:80",
+    certificate_path="/etc/nginx/tls/server.crt",
+    certificate_key_path="/etc/nginx/tls/server.key",
+)
+
+
+def directives(conf: str, block: str) -> list[str]:
+    """The directive lines (comments dropped) of the first `block {` in an nginx config."""
+    start = conf.index(block + " {")
+    depth, lines = 0, []
+    for line in conf[start:].splitlines():
+        text = line.split("#", 1)[0].strip()
+        depth += text.count("{") - text.count("}")
+        if text:
+            lines.append(text)
+        if depth == 0 and lines:
+            break
+    return lines
+
+
+def test_registry_config_parses_back_with_every_setting() -> None:
+    config = yaml.safe_load(render_registry_config(REGISTRY))
+    assert config["version"] == 0.1
+    assert config["log"]["level"] == "info"
+    assert config["storage"]["filesystem"]["rootdirectory"] == "/var/lib/registry"
+    assert config["storage"]["delete"]["enabled"] is True
+    assert config["http"]["addr"] == ":5000"
+    assert config["http"]["host"] == "https://registry.example.com:8443"
+    assert config["http"]["secret"] == "s" * 32
+    assert config["http"]["headers"]["X-Content-Type-Options"] == ["nosniff"]
+    assert config["health"]["storagedriver"]["enabled"] is True
+
+
+def test_registry_config_follows_delete_and_log_level() -> None:
+    config = yaml.safe_load(
+        render_registry_config(
+            RegistryConfig(public_url="https://r", http_secret="x" * 16, delete_enabled=False, log_level="debug")
+        )
+    )
+    assert config["storage"]["delete"]["enabled"] is False
+    assert config["log"]["level"] == "debug"
+
+
+def test_registry_config_quotes_a_secret_that_looks_like_yaml() -> None:
+    secret = "yes: [not, a list] # and not a comment"
+    config = yaml.safe_load(render_registry_config(RegistryConfig("https://r", secret, True, "info")))
+    assert config["http"]["secret"] == secret
+
+
+def tls_server(conf: str) -> str:
+    """The HTTPS server block's text (the plaintext redirect server comes before it)."""
+    return conf[conf.index("listen 443 ssl") :]
+
+
+def test_nginx_registry_location_has_every_required_directive() -> None:
+    v2 = directives(tls_server(render_nginx_conf(PROXY)), "location /v2/")
+    for expected in [
+        "set $registry_upstream http://registry:5000;",
+        "proxy_pass $registry_upstream;",
+        "proxy_http_version 1.1;",
+        "proxy_request_buffering off;",
+        "proxy_buffering off;",
+        "proxy_set_header Host              $http_host;",
+        "proxy_set_header X-Real-IP         $remote_addr;",
+        "proxy_set_header X-Forwarded-For   $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_read_timeout 900;",
+        "proxy_send_timeout 900;",
+        "add_header Docker-Distribution-Api-Version $docker_distribution_api_version always;",
+    ]:
+        assert expected in v2, expected
+
+
+def test_nginx_tls_server_block() -> None:
+    server = tls_server(render_nginx_conf(PROXY))
+    for expected in [
+        "server_name registry.example.com;",
+        "ssl_certificate     /etc/nginx/tls/server.crt;",
+        "ssl_certificate_key /etc/nginx/tls/server.key;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "client_max_body_size 0;",
+        "chunked_transfer_encoding on;",
+        "resolver 127.0.0.11 valid=10s ipv6=off;",
+        "server_tokens off;",
+    ]:
+        assert expected in server, expected
+
+
+def test_nginx_api_version_header_is_only_filled_in_when_missing() -> None:
+    conf = render_nginx_conf(PROXY)
+    assert re.search(
+        r"map \$upstream_http_docker_distribution_api_version \$docker_distribution_api_version \{\s*''\s+'registry/2.0';\s*\}",
+        conf,
+    )
+
+
+def test_nginx_ui_location_proxies_to_the_ui() -> None:
+    ui = directives(tls_server(render_nginx_conf(PROXY)), "location /")
+    assert "set $ui_upstream http://ui:80;" in ui
+    assert "proxy_pass $ui_upstream;" in ui
+
+
+def test_nginx_without_ui_answers_404_at_root() -> None:
+    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "ui_upstream": None}))
+    assert "return 404;" in directives(tls_server(conf), "location /")
+    assert "$ui_upstream" not in conf
+
+
+def test_nginx_plaintext_server_only_redirects_keeping_the_https_port() -> None:
+    conf = render_nginx_conf(PROXY)
+    plaintext = conf[conf.index("listen 80;") : conf.index("listen 443 ssl")]
+    assert "return 301 https://$host:8443$request_uri;" in plaintext
+    assert "proxy_pass" not in plaintext
+
+
+def test_nginx_redirect_to_the_default_port_has_no_port() -> None:
+    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "https_port": 443}))
+    assert "return 301 https://$host$request_uri;" in conf
+
+
+def test_nginx_without_plaintext_port_has_no_plaintext_server() -> None:
+    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "redirect_http": False}))
+    assert "listen 80" not in conf
+
+
+def test_nginx_braces_balance() -> None:
+    conf = "\n".join(line.split("#", 1)[0] for line in render_nginx_conf(PROXY).splitlines())
+    assert conf.count("{") == conf.count("}")
+
+
+def test_hyper_config_parses_back() -> None:
+    config = yaml.safe_load(
+        render_hyper_ui_config(
+            HyperUiConfig(registry_url="http://registry:5000/v2", registry_name="r.example.com:8443", readonly=True)
+        )
+    )
+    assert config == {
+        "registry": {"url": "http://registry:5000/v2", "name": "r.example.com:8443", "readonly": True},
+        "auth": {"enabled": False},
+    }
+
+
+def test_joxit_environment() -> None:
+    env = joxit_ui_environment(
+        registry_upstream="registry:5000", title="Team: images", delete_images=False, pull_url="r.example.com"
+    )
+    assert env == {
+        "NGINX_PROXY_PASS_URL": "http://registry:5000",
+        "SINGLE_REGISTRY": "true",
+        "REGISTRY_TITLE": "Team: images",
+        "DELETE_IMAGES": "false",
+        "SHOW_CONTENT_DIGEST": "true",
+        "PULL_URL": "r.example.com",
+    }
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_nginx_conf(PROXY) == render_nginx_conf(PROXY)
+    assert render_registry_config(REGISTRY) == render_registry_config(REGISTRY)
