@@ -12,6 +12,7 @@ add) so that `down` finds exactly the objects of a stack, even after a failed `u
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import re
 import tarfile
@@ -75,10 +76,8 @@ def remote_image(client: docker.DockerClient, inputs: dict[str, Any]) -> dict[st
 def delete_remote_image(client: docker.DockerClient, inputs: dict[str, Any]) -> None:
     if inputs.get("keepLocally"):
         return
-    try:
+    with contextlib.suppress(NotFound):
         client.images.remove(inputs["name"], force=bool(inputs.get("forceRemove")))
-    except NotFound:
-        pass
 
 
 # ---------------------------------------------------------------- networks and volumes
@@ -125,10 +124,8 @@ def volume(client: docker.DockerClient, inputs: dict[str, Any], stack: str) -> d
 
 
 def delete_volume(client: docker.DockerClient, name: str) -> None:
-    try:
+    with contextlib.suppress(NotFound):
         client.volumes.get(name).remove()
-    except NotFound:
-        pass
 
 
 # ---------------------------------------------------------------- containers
@@ -327,10 +324,8 @@ def delete_container(client: docker.DockerClient, container_id: str, inputs: dic
         return
     except APIError:
         pass  # already stopped or restarting: removal below forces it
-    try:
+    with contextlib.suppress(NotFound):
         client.api.remove_container(container_id, force=True, v=bool(inputs.get("removeVolumes", True)))
-    except NotFound:
-        pass
 
 
 def container_exists(client: docker.DockerClient, container_id: str) -> bool:

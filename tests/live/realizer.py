@@ -198,7 +198,7 @@ class RealizingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if not args.custom:  # component resources have nothing to realize
             return f"{args.name}-component", {}
-        return self.realizer.new_resource(args.typ, args.name, dict(args.inputs), args.provider)
+        return self.realizer.new_resource(args.typ, args.name, dict(args.inputs), args.provider or "")
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise UnsupportedInput(f"invoke {args.token} is not implemented by the realizer")

@@ -87,12 +87,15 @@ def _algorithm_name(key: PublicKey) -> str:
     return "ED25519"
 
 
-def _signature_hash(key: PrivateKey) -> hashes.HashAlgorithm | None:
+def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None:
     """Go's defaults: SHA-256, SHA-384 for P-384, SHA-512 for P-521, none for Ed25519."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return {"secp384r1": hashes.SHA384(), "secp521r1": hashes.SHA512()}.get(key.curve.name, hashes.SHA256())
+        if key.curve.name == "secp384r1":
+            return hashes.SHA384()
+        if key.curve.name == "secp521r1":
+            return hashes.SHA512()
     return hashes.SHA256()
 
 
