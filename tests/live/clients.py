@@ -1,0 +1,35 @@
+"""Real clients against a live stack: curl, docker, skopeo. Traffic goes to 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def run(*command: str, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def curl(
+    url: str, *options: str, ca_file: Path | None = None, resolve: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """curl -sS with the stack's CA and a --resolve pin to loopback; -i to see the status and headers."""
+    command = ["curl", "-sS", "-i", "--max-time", "30"]
+    if ca_file:
+        command += ["--cacert", str(ca_file)]
+    if resolve:
+        command += ["--resolve", resolve]
+    return run(*command, *options, url, check=check)
+
+
+def status_and_body(response: str) -> tuple[int, dict[str, str], str]:
+    head, _, body = response.replace("\r\n", "\n").partition("\n\n")
+    lines = head.splitlines()
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body

@@ -1,0 +1,133 @@
+"""Fixtures for the live tests: a real Docker engine, the offline images and a stack brought up by the realizer.
+
+Nothing here skips: without an engine or the test images a live test fails, naming the command that
+provides them (scripts/docker-engine.sh, images/build.sh). Leftovers of earlier runs are removed by label
+before the stack comes up; on a failed test the stack's container logs are printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from docker.errors import DockerException, ImageNotFound
+
+from tests.harness import PROJECT_DIR, stack_config
+from tests.live import realizer
+from tests.live.docker_provider import LIVE_STACK_LABEL
+
+STACKS_DIR = PROJECT_DIR / "tests" / "live" / "stacks"
+LIVE_STACK = STACKS_DIR / "live.yaml"
+HOSTS_FILE = Path("/etc/hosts")
+HOSTS_MARK = "# private-registry live tests"
+
+
+@dataclass
+class LiveStack:
+    config_file: Path
+    outputs: dict[str, Any]
+    config: dict[str, str]
+    ca_file: Path
+    client: docker.DockerClient
+
+    @property
+    def hostname(self) -> str:
+        return self.config["private-registry:hostname"]
+
+    @property
+    def https_port(self) -> int:
+        return int(self.config["private-registry:httpsPort"])
+
+    @property
+    def http_port(self) -> int:
+        return int(self.config["private-registry:httpPort"])
+
+    @property
+    def registry_port(self) -> int:
+        return int(self.config["private-registry:registryPort"])
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.outputs["registryEndpoint"])
+
+    def container(self, role: str) -> Any:
+        return self.client.containers.get(f"private-registry-{self.config_file.stem}-{role}")
+
+
+@pytest.fixture(scope="session")
+def engine() -> docker.DockerClient:
+    try:
+        client = realizer.docker_client()
+        client.ping()
+    except DockerException as error:
+        pytest.fail(f"no Docker engine answers ({error}); start one with scripts/docker-engine.sh")
+    return client
+
+
+@pytest.fixture(scope="session")
+def test_images(engine: docker.DockerClient) -> None:
+    config = stack_config(LIVE_STACK)
+    for key in ("registry", "ui", "proxy"):
+        image = json.loads(config[f"private-registry:{key}"])["image"]
+        try:
+            engine.images.get(image)
+        except ImageNotFound:
+            pytest.fail(f"test image {image} is missing; build it with images/build.sh")
+
+
+def bring_up(config_file: Path, client: docker.DockerClient, tmp_dir: Path) -> LiveStack:
+    result = realizer.up(config_file, client)
+    ca_file = tmp_dir / f"{config_file.stem}-ca.crt"
+    ca_file.write_text(result.outputs["caCertPem"])
+    return LiveStack(config_file, result.outputs, stack_config(config_file), ca_file, client)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    engine: docker.DockerClient, test_images: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
+    """The live stack from a clean slate (leftovers of any earlier run removed, data volume too)."""
+    realizer.down(LIVE_STACK, volumes=True, client=engine)
+    live = bring_up(LIVE_STACK, engine, tmp_path_factory.mktemp("live"))
+    yield live
+    realizer.down(LIVE_STACK, volumes=True, client=engine)
+
+
+@pytest.fixture(scope="session")
+def docker_trusts_registry(stack: LiveStack) -> Iterator[str]:
+    """What the README tells users to do: the CA in <dockerCertsDir>/ca.crt and a hosts entry for the name."""
+    certs_dir = Path(stack.outputs["dockerCertsDir"])
+    certs_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(stack.ca_file, certs_dir / "ca.crt")
+    original = HOSTS_FILE.read_text()
+    kept = [line for line in original.splitlines() if HOSTS_MARK not in line]
+    HOSTS_FILE.write_text("\n".join([*kept, f"127.0.0.1 {stack.hostname} {HOSTS_MARK}"]) + "\n")
+    yield stack.endpoint
+    current = HOSTS_FILE.read_text().splitlines()
+    HOSTS_FILE.write_text("\n".join(line for line in current if HOSTS_MARK not in line) + "\n")
+    shutil.rmtree(certs_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.skipped and item.get_closest_marker("live"):
+        # A live test that did not run proves nothing: count it as a failure, never as a pass.
+        report.outcome = "failed"
+        report.longrepr = f"live test skipped ({report.longrepr}); a skipped live test is a failure"
+    if report.failed and item.get_closest_marker("live"):
+        with contextlib.suppress(DockerException):
+            client = docker.from_env()
+            for found in client.containers.list(all=True, filters={"label": LIVE_STACK_LABEL}):
+                logs = found.logs(tail=60).decode(errors="replace")
+                report.sections.append((f"docker logs {found.name} ({found.status})", logs))
+    return report
