@@ -20,6 +20,7 @@ import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.settings import get_root_resource
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -140,6 +141,8 @@ def run_program(
     logger = logging.getLogger(f"private-registry-program-{id(run)}")
     logger.propagate = False
     logger.addHandler(_WarningCollector(run))
+    # set_mocks keeps an existing root Stack (with the previous run's stack name and exports): start afresh.
+    pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=stack, preview=preview, logger=logger, monitor=CapturingMonitor(mocks, run)
     )

@@ -437,3 +437,10 @@ def test_project_file_declares_the_scalar_keys_with_the_code_defaults() -> None:
             }[key]
             value = getattr(defaults, attribute)
             assert (list(value) if isinstance(value, tuple) else value) == schema["default"], key
+
+
+def test_each_run_starts_with_a_fresh_stack(run: Run) -> None:
+    """Runs in one process must not share the root stack: its name and exports would leak between them."""
+    run(stack="first")
+    second = run(stack="second")
+    assert parent_name(second, "registry") == "private-registry-second"
