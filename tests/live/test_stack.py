@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,7 @@ def test_a_second_stack_coexists_and_down_removes_it(
     second = STACKS_DIR / "second.yaml"
     realizer.down(second, volumes=True, client=engine)
     outputs_file = tmp_path / "outputs.json"
-    run("python", "-m", "tests.live", "up", "--config", str(second), "--outputs", str(outputs_file), timeout=300)
+    run(sys.executable, "-m", "tests.live", "up", "--config", str(second), "--outputs", str(outputs_file), timeout=300)
     outputs: dict[str, Any] = json.loads(outputs_file.read_text())
     label = {"label": f"{LIVE_STACK_LABEL}=second"}
     try:
@@ -238,9 +239,9 @@ def test_a_second_stack_coexists_and_down_removes_it(
         assert (status, body) == (200, "{}")
         assert engine.networks.get(stack.outputs["networkName"])  # the first stack is untouched
     finally:
-        run("python", "-m", "tests.live", "down", "--config", str(second), timeout=300)
+        run(sys.executable, "-m", "tests.live", "down", "--config", str(second), timeout=300)
     assert engine.containers.list(all=True, filters=label) == []
     assert engine.networks.list(filters=label) == []
     assert [v.name for v in engine.volumes.list(filters=label)] == ["private-registry-second-registry-data"]
-    run("python", "-m", "tests.live", "down", "--config", str(second), "--volumes", timeout=300)
+    run(sys.executable, "-m", "tests.live", "down", "--config", str(second), "--volumes", timeout=300)
     assert engine.volumes.list(filters=label) == []
