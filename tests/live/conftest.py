@@ -89,15 +89,30 @@ def bring_up(config_file: Path, client: docker.DockerClient, tmp_dir: Path) -> L
     return LiveStack(config_file, result.outputs, stack_config(config_file), ca_file, client)
 
 
+def remove_test_client_images(client: docker.DockerClient, hostname: str) -> None:
+    """Images the tests built (labelled) and the tags they pushed or pulled; the engine outlives sessions."""
+    for image in client.images.list(all=True, filters={"label": LIVE_STACK_LABEL}):
+        with contextlib.suppress(DockerException):
+            client.images.remove(image.id, force=True)
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{hostname}:"):
+                with contextlib.suppress(DockerException):
+                    client.images.remove(tag)  # untag only: the test images themselves stay
+
+
 @pytest.fixture(scope="session")
 def stack(
     engine: docker.DockerClient, test_images: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveStack]:
     """The live stack from a clean slate (leftovers of any earlier run removed, data volume too)."""
+    hostname = stack_config(LIVE_STACK)["private-registry:hostname"]
     realizer.down(LIVE_STACK, volumes=True, client=engine)
+    remove_test_client_images(engine, hostname)
     live = bring_up(LIVE_STACK, engine, tmp_path_factory.mktemp("live"))
     yield live
     realizer.down(LIVE_STACK, volumes=True, client=engine)
+    remove_test_client_images(engine, hostname)
 
 
 @pytest.fixture(scope="session")
