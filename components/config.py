@@ -177,6 +177,55 @@ class UiSettings(_Model):
         return DEFAULT_HYPER_IMAGE if self.flavor is UiFlavor.HYPER else DEFAULT_JOXIT_IMAGE
 
 
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+BCRYPT_MAX_PASSWORD_BYTES = 72
+
+
+class AuthSettings(_Model):
+    users: dict[str, SecretStr] = {}
+    """User name -> password. The registry enforces them (htpasswd, bcrypt). Empty: the registry is open."""
+    realm: str = Field(default="Private Registry", min_length=1, max_length=64)
+    """The realm in the registry's WWW-Authenticate challenge (the browser's login prompt)."""
+
+    @field_validator("users", mode="before")
+    @classmethod
+    def _not_a_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError('must be a map of user name to password, e.g. {"alice": "..."}')
+        return value
+
+    @field_validator("users")
+    @classmethod
+    def _valid_users(cls, users: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, password in users.items():
+            if not _USER_NAME.match(name):
+                raise ValueError(
+                    f"user name {name!r} is not allowed: 1-64 letters, digits, '.', '_', '@' or '-', "
+                    "starting with a letter or digit"
+                )
+            secret = password.get_secret_value()
+            if len(secret) < 8:
+                raise ValueError(f"the password of {name!r} must be at least 8 characters")
+            if len(secret.encode()) > BCRYPT_MAX_PASSWORD_BYTES:
+                raise ValueError(
+                    f"the password of {name!r} is longer than {BCRYPT_MAX_PASSWORD_BYTES} bytes, bcrypt's limit"
+                )
+            if "\x00" in secret:
+                raise ValueError(f"the password of {name!r} contains a NUL character, which bcrypt cannot hash")
+        return dict(sorted(users.items()))  # a stable order: the same users render the same file
+
+    @field_validator("realm")
+    @classmethod
+    def _realm(cls, value: str) -> str:
+        if not value.isprintable() or '"' in value or "\\" in value:
+            raise ValueError("must be printable text without quotes or backslashes")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.users)
+
+
 class ProxySettings(_Model):
     image: str = DEFAULT_PROXY_IMAGE
     """The nginx image."""
@@ -188,6 +237,8 @@ class ProxySettings(_Model):
 
 
 class TlsSettings(_Model):
+    profile: Literal["intermediate", "modern"] = "intermediate"
+    """Mozilla server-side TLS profile: intermediate (TLS 1.2 and 1.3) or modern (TLS 1.3 only)."""
     key_algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA
     """ECDSA (P-256) or RSA (2048 bits)."""
     organization: str = Field(default="Private Registry", min_length=1, max_length=64)
@@ -240,6 +291,7 @@ class Settings(_Model):
     ui: UiSettings = UiSettings()
     proxy: ProxySettings = ProxySettings()
     tls: TlsSettings = TlsSettings()
+    auth: AuthSettings = AuthSettings()
 
     @field_validator("hostname")
     @classmethod
@@ -285,6 +337,16 @@ class Settings(_Model):
             seen[port] = key
         if self.ui_port and self.ui.flavor is UiFlavor.NONE:
             raise ValueError("uiPort is set but ui.flavor is 'none': there is no UI to publish")
+        if self.auth.enabled and self.ui.flavor is UiFlavor.HYPER:
+            raise ValueError(
+                "ui.flavor 'hyper' cannot work with auth.users: its auth mode is a token server, not htpasswd; "
+                "use ui.flavor 'joxit' (same-origin, the browser asks for the login) or 'none'"
+            )
+        if self.auth.enabled and self.ui_port:
+            raise ValueError(
+                "uiPort is set with auth.users: the UI would then be reached without TLS, sending passwords in "
+                "clear; reach it through the proxy (uiUrl) instead"
+            )
         return self
 
     # ---- derived values used by several components ----
@@ -323,7 +385,9 @@ class Settings(_Model):
 
 # Top-level keys and how their raw string values are read from Pulumi config.
 _STRING_KEYS = {"hostname", "bindAddress"}
-_STRUCTURED_KEYS = {"ipAddresses", "httpsPort", "httpPort", "registryPort", "uiPort", "registry", "ui", "proxy", "tls"}
+_STRUCTURED_KEYS = {
+    "ipAddresses", "httpsPort", "httpPort", "registryPort", "uiPort", "registry", "ui", "proxy", "tls", "auth",
+}  # fmt: skip
 KNOWN_KEYS = frozenset(_STRING_KEYS | _STRUCTURED_KEYS)
 
 
@@ -344,7 +408,10 @@ def load_settings(raw: Mapping[str, str]) -> Settings:
             data[key] = text
             continue
         try:
-            data[key] = json.loads(text)
+            data[key] = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+        except _DuplicateKey as duplicate:
+            errors.append(f"{NAMESPACE}:{key}: {duplicate} is given more than once")
+            continue
         except (json.JSONDecodeError, TypeError):
             data[key] = text  # a plain word for a number or object: pydantic reports the type error
     if "hostname" not in data:
@@ -360,13 +427,31 @@ def load_settings(raw: Mapping[str, str]) -> Settings:
     raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(errors))
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects would keep the last of two equal keys; for user names that hides a mistake."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(repr(key))
+        result[key] = value
+    return result
+
+
 def _describe(error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors(include_url=False):
         location = [str(part) for part in item["loc"]]
         key = ".".join(location)
         bad = item.get("input")
-        secret = "httpSecret" in location or (isinstance(bad, dict) and "httpSecret" in bad)
+        secret = (
+            "httpSecret" in location
+            or "users" in location
+            or (isinstance(bad, dict) and {"httpSecret", "users"} & set(bad))
+        )
         value = "<secret>" if secret else _short(bad)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":

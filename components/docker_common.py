@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
+import pulumi_docker as docker
 
 LABEL_PREFIX = "org.private-registry"
 LabelT = TypeVar("LabelT")
@@ -51,3 +52,44 @@ class ContainerPlacement:
 RESTART_POLICY = "unless-stopped"
 # Seconds a container gets to finish in-flight requests when it is stopped or replaced (provider default: 0).
 STOP_GRACE_SECONDS = 10
+
+
+# Rotated container logs (CIS 5.x): the json-file driver keeps at most 5 files of 10 MB per container.
+LOG_OPTIONS = {"max-size": "10m", "max-file": "5"}
+# What nginx-based images (our proxy, Joxit's UI) need once every capability is dropped: the master process
+# (root) changes ownership of its temp dirs and switches its workers to an unprivileged user; binding 80/443
+# needs NET_BIND_SERVICE on engines that do not set ip_unprivileged_port_start=0 (Docker < 20.10).
+NGINX_CAPABILITIES = ("CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE")
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """The runtime restrictions of one container (CIS Docker Benchmark, section 5)."""
+
+    memory_mib: int
+    """Memory limit; swap is limited to the same amount (no swap)."""
+    healthcheck: list[str]
+    """The healthcheck command (Docker `tests` form)."""
+    capabilities: tuple[str, ...] = ()
+    """Capabilities added back after dropping ALL."""
+
+    def container_args(self) -> dict[str, Any]:
+        """Keyword arguments for docker.Container."""
+        return {
+            "security_opts": ["no-new-privileges:true"],
+            "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(self.capabilities)),
+            "memory": self.memory_mib,
+            "memory_swap": self.memory_mib,
+            "healthcheck": docker.ContainerHealthcheckArgs(
+                tests=self.healthcheck, interval="30s", timeout="5s", start_period="10s", retries=3
+            ),
+            "log_driver": "json-file",
+            "log_opts": LOG_OPTIONS,
+            "restart": RESTART_POLICY,
+            "destroy_grace_seconds": STOP_GRACE_SECONDS,
+        }
+
+    @staticmethod
+    def resource_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+        # The provider updates a changed healthcheck in state only, never on the running container: replace it.
+        return pulumi.ResourceOptions(parent=parent, replace_on_changes=["healthcheck"])

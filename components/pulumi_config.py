@@ -30,6 +30,11 @@ def read_raw_config(namespace: str) -> dict[str, str]:
 
 def warn_about(settings: Settings) -> None:
     """Settings that are valid but deserve a second look in `pulumi preview`."""
+    if not settings.auth.enabled:
+        pulumi.log.warn(
+            "no auth.users configured: anyone who reaches the registry can push, pull and delete. Add accounts "
+            "with `pulumi config set --secret --path 'private-registry:auth.users.<name>' <password>`."
+        )
     if settings.binds_all_interfaces:
         pulumi.log.warn(
             f"bindAddress is {settings.bind_address}: every published port is reachable on all of this host's "

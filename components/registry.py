@@ -7,12 +7,27 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.config import RegistrySettings
-from components.docker_common import RESTART_POLICY, STOP_GRACE_SECONDS, ContainerPlacement
-from components.rendering import REGISTRY_DATA_DIR, REGISTRY_PORT, RegistryConfig, render_registry_config
+from components.config import AuthSettings, RegistrySettings
+from components.docker_common import ContainerPlacement, Hardening
+from components.rendering import (
+    HTPASSWD_PATH,
+    REGISTRY_DATA_DIR,
+    REGISTRY_PORT,
+    RegistryConfig,
+    render_htpasswd,
+    render_registry_config,
+)
 
 # The name other containers on the stack's network reach the registry by.
 REGISTRY_ALIAS = "registry"
+# Healthy when /v2/ answers 200 (open) or 401 (accounts on). Works with busybox and GNU wget alike.
+REGISTRY_HEALTHCHECK = [
+    "CMD-SHELL",
+    f"wget --spider -S http://127.0.0.1:{REGISTRY_PORT}/v2/ 2>&1 | grep -qE 'HTTP/[0-9.]+ (200|401)'",
+]
+# The upstream image runs as root and its /var/lib/registry (copied into a new volume) is root's, so the
+# registry stays root, but without any capability.
+REGISTRY_HARDENING = Hardening(memory_mib=512, healthcheck=REGISTRY_HEALTHCHECK)
 
 
 @dataclass(frozen=True)
@@ -22,6 +37,8 @@ class RegistryArgs:
     public_url: str
     """https://<endpoint>: the registry builds Location headers from it (http.host)."""
     http_secret: pulumi.Input[str]
+    """http.secret; also the key the htpasswd salts are derived from."""
+    auth: AuthSettings
     published_port: int
     """Host port for the registry's own plain-HTTP port 5000; 0 publishes none."""
 
@@ -54,16 +71,24 @@ class Registry(pulumi.ComponentResource):
         image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
 
         config_path = settings.resolved_config_path
-        config_yml = pulumi.Output.secret(args.http_secret).apply(
+        auth = args.auth
+        http_secret = pulumi.Output.secret(args.http_secret)
+        config_yml = http_secret.apply(
             lambda secret: render_registry_config(
                 RegistryConfig(
                     public_url=args.public_url,
                     http_secret=secret,
                     delete_enabled=settings.delete_enabled,
                     log_level=settings.log_level,
+                    auth_realm=auth.realm if auth.enabled else None,
                 )
             )
         )
+        uploads = [docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")]
+        if auth.enabled:
+            passwords = {user: password.get_secret_value() for user, password in auth.users.items()}
+            htpasswd = http_secret.apply(lambda key: render_htpasswd(passwords, salt_key=key))
+            uploads.append(docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions="0644"))
         ports = (
             [
                 docker.ContainerPortArgs(
@@ -79,16 +104,15 @@ class Registry(pulumi.ComponentResource):
             image=image.image_id,
             # The image's entrypoint serves the config file it is given, whatever its default path.
             command=[config_path],
-            uploads=[docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")],
+            uploads=uploads,
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=REGISTRY_DATA_DIR)],
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[REGISTRY_ALIAS])
             ],
             ports=ports,
-            restart=RESTART_POLICY,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
             labels=scope.labels(docker.ContainerLabelArgs, "registry"),
-            opts=child,
+            **REGISTRY_HARDENING.container_args(),
+            opts=Hardening.resource_options(self),
         )
 
         self.container_name = container.name

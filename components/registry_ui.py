@@ -8,13 +8,22 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import UiFlavor, UiSettings
-from components.docker_common import RESTART_POLICY, STOP_GRACE_SECONDS, ContainerPlacement
+from components.docker_common import NGINX_CAPABILITIES, ContainerPlacement, Hardening
 from components.rendering import HyperUiConfig, joxit_ui_environment, render_hyper_ui_config
 
 UI_ALIAS = "ui"
 # Where each UI listens inside its container.
 UI_INTERNAL_PORT = {UiFlavor.JOXIT: 80, UiFlavor.HYPER: 8080}
 HYPER_CONFIG_PATH = "/conf/config.yml"
+
+
+def ui_hardening(port: int) -> Hardening:
+    """Joxit's image is nginx (root master, unprivileged workers); hyper's healthcheck is unverified here."""
+    return Hardening(
+        memory_mib=256,
+        healthcheck=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/"],
+        capabilities=NGINX_CAPABILITIES,
+    )
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,8 @@ class RegistryUiArgs:
     """What users put before image names (shown in pull commands)."""
     delete_enabled: bool
     """Whether the registry allows deletes; the UI offers them only then (and not when readonly)."""
+    registry_secured: bool
+    """Whether the registry asks for accounts (basic auth)."""
     published_port: int
 
 
@@ -54,6 +65,7 @@ class RegistryUi(pulumi.ComponentResource):
                 title=settings.title,
                 delete_images=args.delete_enabled and not settings.readonly,
                 pull_url=args.registry_endpoint,
+                secured=args.registry_secured,
             )
             envs = [f"{key}={value}" for key, value in sorted(environment.items())]
         else:
@@ -86,10 +98,9 @@ class RegistryUi(pulumi.ComponentResource):
                 docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[UI_ALIAS])
             ],
             ports=ports,
-            restart=RESTART_POLICY,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
             labels=scope.labels(docker.ContainerLabelArgs, "ui"),
-            opts=child,
+            **ui_hardening(internal_port).container_args(),
+            opts=Hardening.resource_options(self),
         )
 
         self.container_name = container.name

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ProxySettings
-from components.docker_common import RESTART_POLICY, STOP_GRACE_SECONDS, ContainerPlacement
+from components.docker_common import NGINX_CAPABILITIES, ContainerPlacement, Hardening
 from components.rendering import ProxyConfig, render_nginx_conf
 
 SITE_CONFIG_PATH = "/etc/nginx/conf.d/registry.conf"
@@ -16,6 +16,12 @@ CERTIFICATE_PATH = "/etc/nginx/tls/server.crt"
 CERTIFICATE_KEY_PATH = "/etc/nginx/tls/server.key"
 HTTPS_INTERNAL_PORT = 443
 HTTP_INTERNAL_PORT = 80
+HEALTH_PORT = 8081  # nginx's own health endpoint, on the container's loopback only
+PROXY_HARDENING = Hardening(
+    memory_mib=256,
+    healthcheck=["CMD", "curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{HEALTH_PORT}/healthz"],
+    capabilities=NGINX_CAPABILITIES,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class ReverseProxyArgs:
     https_port: int
     http_port: int
     """0: no plaintext port (and no redirect server)."""
+    tls_profile: str
     registry_upstream: str
     ui_upstream: str | None
     certificate_pem: pulumi.Input[str]
@@ -54,6 +61,8 @@ class ReverseProxy(pulumi.ComponentResource):
                 ui_upstream=args.ui_upstream,
                 certificate_path=CERTIFICATE_PATH,
                 certificate_key_path=CERTIFICATE_KEY_PATH,
+                tls_profile=args.tls_profile,
+                health_port=HEALTH_PORT,
             )
         )
         ports = [docker.ContainerPortArgs(internal=HTTPS_INTERNAL_PORT, external=args.https_port, ip=bind)]
@@ -79,10 +88,9 @@ class ReverseProxy(pulumi.ComponentResource):
             ports=ports,
             # Graceful: finish in-flight requests (the upstream image says so in its STOPSIGNAL).
             stop_signal="SIGQUIT",
-            restart=RESTART_POLICY,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
             labels=scope.labels(docker.ContainerLabelArgs, "proxy"),
-            opts=child,
+            **PROXY_HARDENING.container_args(),
+            opts=Hardening.resource_options(self),
         )
 
         self.container_name = container.name

@@ -181,3 +181,22 @@ def test_settings_are_immutable() -> None:
     settings = load()
     with pytest.raises(Exception, match="frozen"):
         settings.https_port = 1  # type: ignore[misc]
+
+
+def test_duplicate_user_names_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"private-registry:auth: 'alice' is given more than once"):
+        load_settings(
+            {"hostname": "r.example.com", "auth": '{"users": {"alice": "first-password", "alice": "second-password"}}'}
+        )
+
+
+def test_passwords_are_never_echoed_in_errors() -> None:
+    message = error_of(auth={"users": {"alice": "tiny", "bob": "correct-horse-battery"}, "colour": 1})
+    assert "got <secret>" in message
+    assert "tiny" not in message
+    assert "correct-horse-battery" not in message
+
+
+def test_accounts_are_kept_in_name_order() -> None:
+    users = load(auth={"users": {"zoe": "password-1", "alice": "password-2"}}).auth.users
+    assert list(users) == ["alice", "zoe"]

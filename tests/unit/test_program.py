@@ -387,8 +387,17 @@ def test_missing_hostname_is_a_clear_error() -> None:
         run_program({}, FakeMocks())
 
 
-def test_defaults_warn_about_nothing(run: Run) -> None:
-    assert run().warnings == []
+OPEN_REGISTRY = "no auth.users configured"
+USERS = {"alice": "correct-horse-7", "bob": "battery-staple-9"}
+
+
+def test_defaults_warn_only_that_the_registry_is_open(run: Run) -> None:
+    warnings = run().warnings
+    assert len(warnings) == 1 and warnings[0].startswith(OPEN_REGISTRY)
+
+
+def test_accounts_silence_the_open_registry_warning(run: Run) -> None:
+    assert run(auth={"users": USERS}).warnings == []
 
 
 def test_binding_every_interface_warns(run: Run) -> None:
@@ -415,7 +424,7 @@ def test_dev_stack_file_deploys_on_loopback_with_unprivileged_ports() -> None:
         for port in plain(registration.inputs).get("ports", []):
             assert port["ip"] == "127.0.0.1"
             assert port["external"] >= 1024
-    assert result.warnings == []
+    assert [w[: len(OPEN_REGISTRY)] for w in result.warnings] == [OPEN_REGISTRY]
 
 
 def test_project_file_declares_the_scalar_keys_with_the_code_defaults() -> None:
@@ -444,3 +453,85 @@ def test_each_run_starts_with_a_fresh_stack(run: Run) -> None:
     run(stack="first")
     second = run(stack="second")
     assert parent_name(second, "registry") == "private-registry-second"
+
+
+# ---- accounts ----
+
+
+def test_accounts_are_enforced_by_the_registry_with_a_secret_htpasswd(run: Run) -> None:
+    result = run(auth={"users": USERS, "realm": "Acme"})
+    registry = container(result, "registry")
+    config = yaml.safe_load(upload(registry, "/etc/docker/registry/config.yml")["content"])
+    assert config["auth"] == {"htpasswd": {"realm": "Acme", "path": "/auth/htpasswd"}}
+    htpasswd = upload(registry, "/auth/htpasswd")["content"].splitlines()
+    assert [line.split(":")[0] for line in htpasswd] == ["alice", "bob"]
+    assert all(line.split(":", 1)[1].startswith("$2b$12$") for line in htpasswd)
+    assert is_secret(result.named("registry-registry-container").inputs["uploads"])
+    assert "REGISTRY_SECURED=true" in container(result, "ui")["envs"]
+
+
+def test_no_accounts_means_no_auth_section_and_no_htpasswd(run: Run) -> None:
+    registry = container(run(), "registry")
+    assert [u["file"] for u in registry["uploads"]] == ["/etc/docker/registry/config.yml"]
+    assert "auth" not in yaml.safe_load(registry["uploads"][0]["content"])
+
+
+def test_passwords_appear_in_no_output_and_no_plain_input(run: Run) -> None:
+    result = run(auth={"users": USERS})
+    assert not any(p in json.dumps(result.outputs) for p in USERS.values())
+    for registration in result.registrations.values():
+        text = json.dumps(registration.inputs)
+        assert not any(p in text for p in USERS.values()), registration.name
+
+
+def test_htpasswd_is_stable_and_follows_users(run: Run) -> None:
+    def htpasswd(users: dict[str, str]) -> str:
+        return str(upload(container(run(auth={"users": users}), "registry"), "/auth/htpasswd")["content"])
+
+    assert htpasswd(USERS) == htpasswd(USERS)
+    assert htpasswd(USERS) != htpasswd({**USERS, "bob": "another-password"})
+    assert "bob:" not in htpasswd({"alice": USERS["alice"]})
+
+
+def test_a_password_change_replaces_only_the_registry(run: Run) -> None:
+    before = inputs_by_name(run(auth={"users": USERS}))
+    after = inputs_by_name(run(auth={"users": {**USERS, "bob": "another-password"}}))
+    assert {name for name in before if before[name] != after[name]} == {"registry-registry-container"}
+
+
+# ---- hardening ----
+
+
+@pytest.mark.parametrize(
+    ("role", "memory", "adds"),
+    [
+        ("registry", 512, []),
+        ("proxy", 256, ["CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"]),
+        ("ui", 256, ["CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"]),
+    ],
+)
+def test_containers_are_hardened(run: Run, role: str, memory: int, adds: list[str]) -> None:
+    result = run()
+    inputs = container(result, role)
+    assert inputs["securityOpts"] == ["no-new-privileges:true"]
+    assert inputs["capabilities"] == {"drops": ["ALL"], "adds": adds}
+    assert (inputs["memory"], inputs["memorySwap"]) == (memory, memory)
+    assert inputs["restart"] == "unless-stopped"
+    assert inputs["logDriver"] == "json-file"
+    assert inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}
+    assert inputs["healthcheck"]["tests"][0] in ("CMD", "CMD-SHELL")
+    assert inputs["healthcheck"]["retries"] == 3
+    assert "privileged" not in inputs and "networkMode" not in inputs
+    # A changed healthcheck would otherwise only change state, not the running container.
+    assert result.named(f"registry-{role}-container").options["replaceOnChanges"] == ["healthcheck"]
+
+
+def test_registry_healthcheck_accepts_401(run: Run) -> None:
+    command = container(run(), "registry")["healthcheck"]["tests"]
+    assert command[0] == "CMD-SHELL"
+    assert "(200|401)" in command[1]
+
+
+def test_tls_profile_reaches_nginx(run: Run) -> None:
+    site = upload(container(run(tls={"profile": "modern"}), "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+    assert "ssl_protocols TLSv1.3;" in site

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 
+import bcrypt
 import pytest
 import yaml
 
 from components.rendering import (
+    HTPASSWD_PATH,
+    INTERMEDIATE_CIPHERS,
     HyperUiConfig,
     ProxyConfig,
     RegistryConfig,
     joxit_ui_environment,
+    render_htpasswd,
     render_hyper_ui_config,
     render_nginx_conf,
     render_registry_config,
@@ -171,7 +175,11 @@ def test_hyper_config_parses_back() -> None:
 
 def test_joxit_environment() -> None:
     env = joxit_ui_environment(
-        registry_upstream="registry:5000", title="Team: images", delete_images=False, pull_url="r.example.com"
+        registry_upstream="registry:5000",
+        title="Team: images",
+        delete_images=False,
+        pull_url="r.example.com",
+        secured=True,
     )
     assert env == {
         "NGINX_PROXY_PASS_URL": "http://registry:5000",
@@ -180,9 +188,101 @@ def test_joxit_environment() -> None:
         "DELETE_IMAGES": "false",
         "SHOW_CONTENT_DIGEST": "true",
         "PULL_URL": "r.example.com",
+        "REGISTRY_SECURED": "true",
     }
 
 
 def test_rendering_is_deterministic() -> None:
     assert render_nginx_conf(PROXY) == render_nginx_conf(PROXY)
     assert render_registry_config(REGISTRY) == render_registry_config(REGISTRY)
+
+
+# ---- accounts ----
+
+USERS = {"bob": "battery-staple-9", "alice": "correct-horse-7"}
+
+
+def test_registry_config_has_no_auth_without_accounts() -> None:
+    assert "auth" not in yaml.safe_load(render_registry_config(REGISTRY))
+
+
+def test_registry_config_requires_htpasswd_accounts_with_a_realm() -> None:
+    config = yaml.safe_load(
+        render_registry_config(RegistryConfig("https://r", "s" * 32, True, "info", auth_realm="Acme"))
+    )
+    assert config["auth"] == {"htpasswd": {"realm": "Acme", "path": HTPASSWD_PATH}}
+
+
+def test_htpasswd_holds_a_bcrypt_hash_per_user_in_name_order() -> None:
+    lines = render_htpasswd(USERS, salt_key="k" * 48, cost=4).splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["alice", "bob"]
+    for line in lines:
+        user, hashed = line.split(":", 1)
+        assert hashed.startswith("$2b$04$")
+        assert bcrypt.checkpw(USERS[user].encode(), hashed.encode())
+        assert not bcrypt.checkpw(b"wrong-password", hashed.encode())
+
+
+def test_htpasswd_is_stable_for_the_same_users_and_key() -> None:
+    assert render_htpasswd(USERS, salt_key="k" * 48, cost=4) == render_htpasswd(
+        dict(reversed(USERS.items())), "k" * 48, cost=4
+    )
+
+
+def test_htpasswd_changes_with_a_password_and_only_that_line() -> None:
+    before = render_htpasswd(USERS, salt_key="k" * 48, cost=4).splitlines()
+    after = render_htpasswd({**USERS, "bob": "another-password"}, salt_key="k" * 48, cost=4).splitlines()
+    assert before[0] == after[0]
+    assert before[1] != after[1]
+
+
+def test_htpasswd_salts_differ_per_stack_key_and_per_user() -> None:
+    one = render_htpasswd({"a": "same-password", "b": "same-password"}, salt_key="stack-one-key", cost=4).splitlines()
+    two = render_htpasswd({"a": "same-password"}, salt_key="stack-two-key", cost=4).splitlines()
+    assert one[0].split(":")[1] != one[1].split(":")[1]
+    assert one[0] != two[0]
+
+
+def test_htpasswd_default_cost_is_12() -> None:
+    assert render_htpasswd({"alice": "correct-horse-7"}, salt_key="k").split(":")[1].startswith("$2b$12$")
+
+
+# ---- TLS profile and headers ----
+
+
+def test_intermediate_profile() -> None:
+    server = tls_server(render_nginx_conf(PROXY))
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in server
+    assert f"ssl_ciphers {INTERMEDIATE_CIPHERS};" in server
+    for expected in [
+        "ssl_ecdh_curve X25519:prime256v1:secp384r1;",
+        "ssl_session_tickets off;",
+        "ssl_prefer_server_ciphers off;",
+    ]:
+        assert expected in server
+
+
+def test_modern_profile_is_tls13_only() -> None:
+    server = tls_server(render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "tls_profile": "modern"})))
+    assert "ssl_protocols TLSv1.3;" in server
+    assert "ssl_ciphers" not in server
+
+
+@pytest.mark.parametrize("ui_upstream", ["ui:80", None])
+def test_hsts_is_sent_from_every_https_location(ui_upstream: str | None) -> None:
+    server = tls_server(render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "ui_upstream": ui_upstream})))
+    for location in ("location /v2/", "location /"):
+        assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in directives(server, location)
+
+
+def test_ui_location_forbids_framing_and_sniffing() -> None:
+    ui = directives(tls_server(render_nginx_conf(PROXY)), "location /")
+    assert 'add_header X-Frame-Options "DENY" always;' in ui
+    assert 'add_header X-Content-Type-Options "nosniff" always;' in ui
+
+
+def test_health_endpoint_listens_on_loopback_only() -> None:
+    conf = render_nginx_conf(PROXY)
+    health = conf[conf.index("listen 127.0.0.1:8081;") : conf.index("listen 80;")]
+    assert "location = /healthz" in health
+    assert "proxy_pass" not in health

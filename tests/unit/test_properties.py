@@ -1,0 +1,207 @@
+"""Property tests: random and hostile config values end in a clear validation error or a correct, escaped
+rendering. Never a traceback, a broken nginx or YAML file, or text injected into a rendered config."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import bcrypt
+import pytest
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from components.config import KNOWN_KEYS, ConfigError, Settings, load_settings
+from components.rendering import (
+    ProxyConfig,
+    RegistryConfig,
+    joxit_ui_environment,
+    render_htpasswd,
+    render_nginx_conf,
+    render_registry_config,
+)
+from tests.harness import run_program
+from tests.unit.conftest import FakeMocks
+
+pytestmark = pytest.mark.unit
+
+# Characters that break shells, nginx, YAML or htpasswd files, plus unicode and control characters.
+HOSTILE = st.text(
+    alphabet=st.sampled_from([*";{}$\"'`\\|&<>#:\n\r\t\x00 %*/=-_.@", "é", "ü", "Ω", "中", "\u202e", "\U0001f600"])
+    | st.characters(),
+    max_size=80,
+)
+HOSTNAMES = st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True).filter(
+    lambda h: not h.endswith("-") and "-." not in h
+)
+# Printable text with punctuation (quotes, braces, $, ;) and non-ASCII letters: valid for titles, often hostile.
+PRINTABLE = st.text(
+    alphabet=st.characters(categories=["L", "N", "P", "S", "Zs"], exclude_characters='"\\'), min_size=1, max_size=40
+)
+USER_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,20}", fullmatch=True)
+PASSWORDS = st.text(min_size=8, max_size=40).filter(lambda p: "\x00" not in p and len(p.encode()) <= 72)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=False)
+    | HOSTILE,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(HOSTILE, children, max_size=4),
+    max_leaves=12,
+)
+
+
+def raw_value(value: Any) -> str:
+    """How Pulumi would hand a value to the program: strings as they are, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def render_all(parsed: Settings) -> None:
+    """Render every file the program would for these settings and check each parses back intact."""
+    secret = "s" * 32
+    registry_yml = render_registry_config(
+        RegistryConfig(
+            public_url=parsed.registry_url,
+            http_secret=secret,
+            delete_enabled=parsed.registry.delete_enabled,
+            log_level=parsed.registry.log_level,
+            auth_realm=parsed.auth.realm if parsed.auth.enabled else None,
+        )
+    )
+    document = yaml.safe_load(registry_yml)
+    assert document["http"]["host"] == parsed.registry_url
+    assert document["http"]["secret"] == secret
+    if parsed.auth.enabled:
+        assert document["auth"]["htpasswd"]["realm"] == parsed.auth.realm
+    nginx = render_nginx_conf(
+        ProxyConfig(
+            server_name="_" if parsed.hostname_is_ip else parsed.hostname,
+            https_port=parsed.https_port,
+            redirect_http=parsed.http_port != 0,
+            registry_upstream="registry:5000",
+            ui_upstream="ui:80",
+            certificate_path="/etc/nginx/tls/server.crt",
+            certificate_key_path="/etc/nginx/tls/server.key",
+            tls_profile=parsed.tls.profile,
+        )
+    )
+    assert_sound_nginx(nginx, parsed)
+    env = joxit_ui_environment(
+        registry_upstream="registry:5000",
+        title=parsed.ui.title,
+        delete_images=parsed.registry.delete_enabled,
+        pull_url=parsed.registry_endpoint,
+        secured=parsed.auth.enabled,
+    )
+    assert all("\n" not in value and "\x00" not in value for value in env.values())
+
+
+def assert_sound_nginx(nginx: str, parsed: Settings) -> None:
+    code = "\n".join(line.split("#", 1)[0] for line in nginx.splitlines())
+    assert code.count("{") == code.count("}")
+    # Every server_name is exactly the validated host name (or the catch-all): nothing else got in.
+    names = re.findall(r"server_name ([^;]*);", code)
+    assert set(names) == {"_" if parsed.hostname_is_ip else parsed.hostname}
+    assert re.fullmatch(r"[a-z0-9.-]+|_", names[0])
+    assert len(re.findall(r"^\s*server \{", code, re.M)) == (3 if parsed.http_port else 2)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(sorted(KNOWN_KEYS)) | HOSTILE, JSON_VALUES, max_size=6), st.booleans(), HOSTNAMES
+)
+def test_any_config_validates_or_fails_clearly(raw: dict[str, Any], set_hostname: bool, hostname: str) -> None:
+    config = {key: raw_value(value) for key, value in raw.items()}
+    if set_hostname:  # so that the other keys' values get judged, not only the missing hostname
+        config["hostname"] = hostname
+    try:
+        parsed = load_settings(config)
+    except ConfigError as error:
+        event("refused")
+        assert str(error).startswith("invalid stack configuration:")
+        assert "private-registry:" in str(error)
+        return
+    event("valid, rendered")
+    render_all(parsed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    hostname=HOSTNAMES | HOSTILE,
+    title=PRINTABLE | HOSTILE,
+    organization=PRINTABLE | HOSTILE,
+    realm=PRINTABLE | HOSTILE,
+    port=st.integers(min_value=1, max_value=65535) | st.integers() | st.booleans() | HOSTILE,
+)
+def test_hostile_names_are_refused_or_escaped(
+    hostname: str, title: str, organization: str, realm: str, port: Any
+) -> None:
+    config = {
+        "hostname": hostname,
+        "httpsPort": raw_value(port),
+        "ui": json.dumps({"title": title}),
+        "tls": json.dumps({"organization": organization}),
+        "auth": json.dumps({"realm": realm}),
+    }
+    try:
+        parsed = load_settings(config)
+    except ConfigError as error:
+        event("refused")
+        assert "private-registry:" in str(error)
+        return
+    event("valid, rendered")
+    render_all(parsed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    users=st.dictionaries(
+        USER_NAMES | st.text(alphabet=st.characters(), min_size=0, max_size=70),
+        PASSWORDS | st.text(min_size=0, max_size=80),
+        max_size=3,
+    )
+)
+def test_hostile_accounts_are_refused_or_hashed_correctly(users: dict[str, str]) -> None:
+    try:
+        parsed = load_settings({"hostname": "r.example.com", "auth": json.dumps({"users": users})})
+    except ConfigError as error:
+        event("refused")
+        assert "private-registry:auth" in str(error)
+        for password in users.values():
+            if len(password) >= 3:
+                assert f"'{password}'" not in str(error)  # passwords are never echoed
+        return
+    event("valid, hashed")
+    plain = {user: password.get_secret_value() for user, password in parsed.auth.users.items()}
+    lines = render_htpasswd(plain, salt_key="stack-key", cost=4).splitlines()
+    assert len(lines) == len(users)
+    for line in lines:
+        user, hashed = line.split(":", 1)
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]*", user)
+        assert bcrypt.checkpw(plain[user].encode(), hashed.encode())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hostname=HOSTNAMES,
+    https_port=st.integers(min_value=1, max_value=65535),
+    flavor=st.sampled_from(["joxit", "hyper", "none"]),
+    profile=st.sampled_from(["intermediate", "modern"]),
+    ips=st.lists(st.ip_addresses().map(str), max_size=3, unique=True),
+)
+def test_valid_configs_run_the_whole_program(
+    hostname: str, https_port: int, flavor: str, profile: str, ips: list[str]
+) -> None:
+    config = {
+        "private-registry:hostname": hostname,
+        "private-registry:httpsPort": str(https_port),
+        "private-registry:httpPort": "0" if https_port == 80 else "80",
+        "private-registry:ipAddresses": json.dumps(ips),
+        "private-registry:ui": json.dumps({"flavor": flavor}),
+        "private-registry:tls": json.dumps({"profile": profile}),
+    }
+    result = run_program(config, FakeMocks())
+    assert result.outputs["registryEndpoint"].startswith(hostname)
+    assert json.loads(json.dumps(result.outputs)) == result.outputs
