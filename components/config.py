@@ -236,6 +236,9 @@ class ProxySettings(_Model):
         return _check_image(value)
 
 
+MODERN_MAX_CERT_DAYS = 90
+
+
 class TlsSettings(_Model):
     profile: Literal["intermediate", "modern"] = "intermediate"
     """Mozilla server-side TLS profile: intermediate (TLS 1.2 and 1.3) or modern (TLS 1.3 only)."""
@@ -246,7 +249,7 @@ class TlsSettings(_Model):
     ca_validity_days: StrictInt = Field(default=3650, ge=1, le=36500)
     """Lifetime of the CA certificate."""
     cert_validity_days: StrictInt = Field(default=365, ge=1, le=3650)
-    """Lifetime of the server certificate."""
+    """Lifetime of the server certificate; 90 by default with the modern profile (Mozilla's limit there)."""
     early_renewal_days: StrictInt = Field(default=30, ge=0, le=3650)
     """The server certificate is replaced on `pulumi up --refresh` this many days before it expires."""
 
@@ -256,6 +259,14 @@ class TlsSettings(_Model):
         if not value.isprintable():
             raise ValueError("must be printable text without control characters or line breaks")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _modern_certificates_live_90_days(cls, data: Any) -> Any:
+        lifetime_given = isinstance(data, dict) and ("certValidityDays" in data or "cert_validity_days" in data)
+        if isinstance(data, dict) and data.get("profile") == "modern" and not lifetime_given:
+            return {**data, "certValidityDays": MODERN_MAX_CERT_DAYS}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> TlsSettings:

@@ -8,7 +8,7 @@ import json
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components.config import Settings
+from components.config import MODERN_MAX_CERT_DAYS, Settings
 
 
 def read_raw_config(namespace: str) -> dict[str, str]:
@@ -34,6 +34,11 @@ def warn_about(settings: Settings) -> None:
         pulumi.log.warn(
             "no auth.users configured: anyone who reaches the registry can push, pull and delete. Add accounts "
             "with `pulumi config set --secret --path 'private-registry:auth.users.<name>' <password>`."
+        )
+    if settings.tls.profile == "modern" and settings.tls.cert_validity_days > MODERN_MAX_CERT_DAYS:
+        pulumi.log.warn(
+            f"tls.certValidityDays is {settings.tls.cert_validity_days}: Mozilla's modern profile allows "
+            f"{MODERN_MAX_CERT_DAYS} days at most."
         )
     if settings.binds_all_interfaces:
         pulumi.log.warn(

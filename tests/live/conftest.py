@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,17 @@ class LiveStack:
     @property
     def endpoint(self) -> str:
         return str(self.outputs["registryEndpoint"])
+
+    @property
+    def users(self) -> dict[str, str]:
+        users: dict[str, str] = json.loads(self.config.get("private-registry:auth", "{}")).get("users", {})
+        return users
+
+    @property
+    def login(self) -> tuple[str, str]:
+        """The first configured account (user, password)."""
+        user = sorted(self.users)[0]
+        return user, self.users[user]
 
     def container(self, role: str) -> Any:
         return self.client.containers.get(f"private-registry-{self.config_file.stem}-{role}")
@@ -116,15 +129,30 @@ def stack(
 
 
 @pytest.fixture(scope="session")
-def docker_trusts_registry(stack: LiveStack) -> Iterator[str]:
-    """What the README tells users to do: the CA in <dockerCertsDir>/ca.crt and a hosts entry for the name."""
+def docker_trusts_registry(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """What the README tells users to do: the CA in <dockerCertsDir>/ca.crt, a hosts entry for the name, and
+    `docker login` with a configured account."""
     certs_dir = Path(stack.outputs["dockerCertsDir"])
     certs_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(stack.ca_file, certs_dir / "ca.crt")
     original = HOSTS_FILE.read_text()
     kept = [line for line in original.splitlines() if HOSTS_MARK not in line]
     HOSTS_FILE.write_text("\n".join([*kept, f"127.0.0.1 {stack.hostname} {HOSTS_MARK}"]) + "\n")
+    # The docker CLI's credentials go to a config dir of the test session, not the machine's.
+    docker_config = tmp_path_factory.mktemp("docker-config")
+    previous = os.environ.get("DOCKER_CONFIG")
+    os.environ["DOCKER_CONFIG"] = str(docker_config)
+    user, password = stack.login
+    login = subprocess.run(
+        ["docker", "login", "--username", user, "--password-stdin", stack.endpoint],
+        input=password, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
     yield stack.endpoint
+    if previous is None:
+        os.environ.pop("DOCKER_CONFIG", None)
+    else:
+        os.environ["DOCKER_CONFIG"] = previous
     current = HOSTS_FILE.read_text().splitlines()
     HOSTS_FILE.write_text("\n".join(line for line in current if HOSTS_MARK not in line) + "\n")
     shutil.rmtree(certs_dir, ignore_errors=True)

@@ -31,24 +31,31 @@ def resolve(stack: LiveStack) -> str:
     return f"{stack.hostname}:{stack.https_port}:127.0.0.1"
 
 
+def user(stack: LiveStack) -> str:
+    """curl's -u value for the stack's first account."""
+    return ":".join(stack.login)
+
+
 # ---- the original recipe's check ----
 
 
 def test_v2_answers_through_nginx_with_the_ca_output(stack: LiveStack) -> None:
     status, headers, body = status_and_body(
-        curl(f"https://{stack.endpoint}/v2/", ca_file=stack.ca_file, resolve=resolve(stack)).stdout
+        curl(f"https://{stack.endpoint}/v2/", "-u", user(stack), ca_file=stack.ca_file, resolve=resolve(stack)).stdout
     )
     assert (status, body) == (200, "{}")
     assert headers["docker-distribution-api-version"] == "registry/2.0"
 
 
 def test_v2_answers_on_the_published_registry_port(stack: LiveStack) -> None:
-    status, _, body = status_and_body(curl(f"http://127.0.0.1:{stack.registry_port}/v2/").stdout)
+    status, _, body = status_and_body(curl(f"http://127.0.0.1:{stack.registry_port}/v2/", "-u", user(stack)).stdout)
     assert (status, body) == (200, "{}")
 
 
 def test_certificate_verifies_for_the_ip_san(stack: LiveStack) -> None:
-    status, _, body = status_and_body(curl(f"https://127.0.0.1:{stack.https_port}/v2/", ca_file=stack.ca_file).stdout)
+    status, _, body = status_and_body(
+        curl(f"https://127.0.0.1:{stack.https_port}/v2/", "-u", user(stack), ca_file=stack.ca_file).stdout
+    )
     assert (status, body) == (200, "{}")
 
 
@@ -105,6 +112,7 @@ def test_ui_through_the_proxy_received_the_rendered_settings(stack: LiveStack) -
     assert env["REGISTRY_TITLE"] == "Live Test Registry"
     assert env["DELETE_IMAGES"] == "true"
     assert env["PULL_URL"] == stack.endpoint
+    assert env["REGISTRY_SECURED"] == "true"
 
 
 def test_registry_received_the_rendered_config(stack: LiveStack) -> None:
@@ -161,6 +169,7 @@ def test_docker_push_and_pull_a_large_multilayer_image(
         f"https://{docker_trusts_registry}/v2/team/multilayer/manifests/1",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
         verify=str(stack.ca_file),
+        auth=stack.login,
         timeout=30,
     ).json()["layers"]
     assert max(layer["size"] for layer in layers) > 200 * 1024 * 1024
@@ -171,9 +180,19 @@ def test_skopeo_copies_through_the_proxy(stack: LiveStack, docker_trusts_registr
     certs.mkdir()
     shutil.copy(stack.ca_file, certs / "ca.crt")
     destination = f"docker://{docker_trusts_registry}/skopeo/nginx:1"
-    run("skopeo", "copy", "--dest-cert-dir", str(certs), "docker-daemon:private-registry-test/nginx:1.22", destination)
-    inspected = json.loads(run("skopeo", "inspect", "--cert-dir", str(certs), destination).stdout)
-    run("skopeo", "copy", "--src-cert-dir", str(certs), destination, f"dir:{tmp_path / 'copy'}")
+    creds = user(stack)
+    run(
+        "skopeo",
+        "copy",
+        "--dest-cert-dir",
+        str(certs),
+        "--dest-creds",
+        creds,
+        "docker-daemon:private-registry-test/nginx:1.22",
+        destination,
+    )
+    inspected = json.loads(run("skopeo", "inspect", "--cert-dir", str(certs), "--creds", creds, destination).stdout)
+    run("skopeo", "copy", "--src-cert-dir", str(certs), "--src-creds", creds, destination, f"dir:{tmp_path / 'copy'}")
     copied = json.loads(run("skopeo", "inspect", f"dir:{tmp_path / 'copy'}").stdout)
     assert copied["Digest"] == inspected["Digest"]
     assert copied["Layers"] == inspected["Layers"]
@@ -238,6 +257,18 @@ def test_a_second_stack_coexists_and_down_removes_it(
         status, _, body = status_and_body(curl("https://127.0.0.1:29443/v2/", ca_file=ca).stdout)
         assert (status, body) == (200, "{}")
         assert engine.networks.get(stack.outputs["networkName"])  # the first stack is untouched
+        # tls.profile modern: TLS 1.3 only, compliant with Mozilla's modern profile.
+        scan = run(
+            sys.executable,
+            "-m",
+            "sslyze",
+            "--mozilla_config=modern",
+            "--certinfo_ca_file",
+            str(ca),
+            "registry.second.test:29443{127.0.0.1}",
+            check=False,
+        )
+        assert "OK - Compliant." in scan.stdout, scan.stdout[-3000:]
     finally:
         run(sys.executable, "-m", "tests.live", "down", "--config", str(second), timeout=300)
     assert engine.containers.list(all=True, filters=label) == []

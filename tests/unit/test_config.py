@@ -200,3 +200,9 @@ def test_passwords_are_never_echoed_in_errors() -> None:
 def test_accounts_are_kept_in_name_order() -> None:
     users = load(auth={"users": {"zoe": "password-1", "alice": "password-2"}}).auth.users
     assert list(users) == ["alice", "zoe"]
+
+
+def test_modern_profile_defaults_to_90_day_certificates() -> None:
+    assert load(tls={"profile": "modern"}).tls.cert_validity_days == 90
+    assert load(tls={"profile": "modern", "certValidityDays": 60}).tls.cert_validity_days == 60
+    assert load().tls.cert_validity_days == 365

@@ -535,3 +535,9 @@ def test_registry_healthcheck_accepts_401(run: Run) -> None:
 def test_tls_profile_reaches_nginx(run: Run) -> None:
     site = upload(container(run(tls={"profile": "modern"}), "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
     assert "ssl_protocols TLSv1.3;" in site
+
+
+def test_a_long_lived_certificate_with_the_modern_profile_warns(run: Run) -> None:
+    warnings = run(auth={"users": USERS}, tls={"profile": "modern", "certValidityDays": 365}).warnings
+    assert any("modern profile allows 90 days" in w for w in warnings)
+    assert run(auth={"users": USERS}, tls={"profile": "modern"}).warnings == []
