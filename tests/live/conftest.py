@@ -24,6 +24,7 @@ from docker.errors import DockerException, ImageNotFound
 from tests.harness import PROJECT_DIR, stack_config
 from tests.live import realizer
 from tests.live.docker_provider import LIVE_STACK_LABEL
+from tests.live.registry_api import RegistryClient
 
 STACKS_DIR = PROJECT_DIR / "tests" / "live" / "stacks"
 LIVE_STACK = STACKS_DIR / "live.yaml"
@@ -126,6 +127,24 @@ def stack(
     yield live
     realizer.down(LIVE_STACK, volumes=True, client=engine)
     remove_test_client_images(engine, hostname)
+
+
+@pytest.fixture(scope="session")
+def api(stack: LiveStack) -> RegistryClient:
+    """The registry API through our nginx, logged in, verified against the stack's CA (IP SAN 127.0.0.1)."""
+    return RegistryClient(f"https://127.0.0.1:{stack.https_port}", auth=stack.login, verify=str(stack.ca_file))
+
+
+@pytest.fixture(scope="session")
+def direct(stack: LiveStack) -> RegistryClient:
+    """The registry API straight at the registry's published port (plain HTTP on loopback), logged in."""
+    return RegistryClient(f"http://127.0.0.1:{stack.registry_port}", auth=stack.login)
+
+
+@pytest.fixture(scope="session")
+def pushed() -> list[tuple[str, str]]:
+    """(repository, manifest digest) of every image pushed in this session: the "nothing lost" check pulls each."""
+    return []
 
 
 @pytest.fixture(scope="session")
