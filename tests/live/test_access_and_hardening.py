@@ -16,6 +16,8 @@ import yaml
 from tests.live import realizer
 from tests.live.clients import curl, run, status_and_body
 from tests.live.conftest import LiveStack
+from tests.live.integrity import assert_nothing_lost
+from tests.live.registry_api import RegistryClient
 
 pytestmark = pytest.mark.live
 
@@ -181,7 +183,9 @@ def test_every_container_becomes_healthy(stack: LiveStack) -> None:
     wait_until(lambda: all_healthy(stack), 120, "all containers healthy")
 
 
-def test_registry_answers_after_dockerd_restarts(stack: LiveStack, engine: docker.DockerClient) -> None:
+def test_registry_answers_after_dockerd_restarts(
+    stack: LiveStack, engine: docker.DockerClient, api: RegistryClient, pushed: list[tuple[str, str]]
+) -> None:
     before = {role: stack.container(role).id for role in ROLES}
     pid = Path("/var/run/docker.pid").read_text().strip()
     run("kill", "-TERM", pid)
@@ -193,3 +197,4 @@ def test_registry_answers_after_dockerd_restarts(stack: LiveStack, engine: docke
     assert {role: stack.container(role).id for role in ROLES} == before  # the same containers came back
     wait_until(lambda: v2(stack, "-u", ":".join(stack.login))[0] == 200, 60, "/v2/ answers 200 through nginx")
     wait_until(lambda: all_healthy(stack), 120, "all containers healthy again")
+    assert_nothing_lost(engine, "private-registry-live-registry-data", api, pushed)
