@@ -374,16 +374,26 @@ def _load(target: Target, http2: bool, ca: Path, clients: int, layer_mb: int, ro
     latencies: list[float] = []
     stop = threading.Event()
 
+    probe_errors = 0
+
     def probe() -> None:
-        with httpx.Client(verify=str(ca), http2=http2, timeout=60) as latency_client:
-            while not stop.is_set() and len(latencies) < 100000:
-                started = time.monotonic()
+        nonlocal probe_errors
+        latency_client = httpx.Client(verify=str(ca), http2=http2, timeout=60)
+        while not stop.is_set() and len(latencies) < 100000:
+            started = time.monotonic()
+            try:
                 response = latency_client.get(
                     f"{target.base}/v2/{probe_repo}/manifests/1", headers={"Accept": MANIFEST_V2}
                 )
-                if response.status_code == 200:
-                    latencies.append(time.monotonic() - started)
-                time.sleep(0.02)
+            except httpx.TransportError:  # e.g. nginx closing an HTTP/2 connection after 1000 requests
+                probe_errors += 1
+                latency_client.close()
+                latency_client = httpx.Client(verify=str(ca), http2=http2, timeout=60)
+                continue
+            if response.status_code == 200:
+                latencies.append(time.monotonic() - started)
+            time.sleep(0.02)
+        latency_client.close()
 
     def work(index: int) -> int:
         with httpx.Client(verify=str(ca), http2=http2, timeout=900) as client:
@@ -408,6 +418,7 @@ def _load(target: Target, http2: bool, ca: Path, clients: int, layer_mb: int, ro
         "manifest_p50_ms": round(1000 * ordered[len(ordered) // 2], 1) if ordered else None,
         "manifest_p95_ms": round(1000 * ordered[int(len(ordered) * 0.95)], 1) if ordered else None,
         "manifest_samples": len(ordered),
+        "manifest_transport_errors": probe_errors,
     }
 
 

@@ -18,7 +18,8 @@ HTTPS_INTERNAL_PORT = 443
 HTTP_INTERNAL_PORT = 80
 HEALTH_PORT = 8081  # nginx's own health endpoint, on the container's loopback only
 PROXY_HARDENING = Hardening(
-    memory_mib=256,
+    # Up to 4 MB of response buffers and 1 MB of request buffer per transfer (see the nginx template).
+    memory_mib=512,
     healthcheck=["CMD", "curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{HEALTH_PORT}/healthz"],
     capabilities=NGINX_CAPABILITIES,
 )

@@ -506,7 +506,7 @@ def test_a_password_change_replaces_only_the_registry(run: Run) -> None:
     ("role", "memory", "adds"),
     [
         ("registry", 512, []),
-        ("proxy", 256, ["CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"]),
+        ("proxy", 512, ["CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"]),
         ("ui", 256, ["CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"]),
     ],
 )
