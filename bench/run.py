@@ -294,6 +294,12 @@ def _dir_image(path: Path, layers: int, layer_mb: int) -> int:
     return total
 
 
+def _timed_copy(source: str, destination: str, tls: list[str]) -> float:
+    started = time.monotonic()
+    subprocess.run(["skopeo", "copy", "-q", *tls, source, destination], check=True, timeout=900)
+    return time.monotonic() - started
+
+
 def skopeo_figures(targets: list[Target], ca: Path, workdir: Path, layers: int, layer_mb: int) -> dict[str, Any]:
     certs = workdir / "skopeo-certs"
     certs.mkdir(exist_ok=True)
@@ -305,24 +311,10 @@ def skopeo_figures(targets: list[Target], ca: Path, workdir: Path, layers: int, 
             continue
         source = workdir / f"skopeo-{target.name}"
         size = _dir_image(source, layers, layer_mb)
-        host = target.base.split("://", 1)[1]
-        tls = ["--dest-tls-verify=false"] if target.base.startswith("http:") else ["--dest-cert-dir", str(certs)]
-        started = time.monotonic()
-        subprocess.run(
-            ["skopeo", "copy", "-q", *tls, f"dir:{source}", f"docker://{host}/bench/skopeo-{target.name}:1"],
-            check=True,
-            timeout=900,
-        )
-        up = size / (time.monotonic() - started)
+        remote = f"docker://{target.base.split('://', 1)[1]}/bench/skopeo-{target.name}:1"
+        up = size / _timed_copy(f"dir:{source}", remote, ["--dest-cert-dir", str(certs)])
         shutil.rmtree(source)
-        tls = ["--src-tls-verify=false"] if target.base.startswith("http:") else ["--src-cert-dir", str(certs)]
-        started = time.monotonic()
-        subprocess.run(
-            ["skopeo", "copy", "-q", *tls, f"docker://{host}/bench/skopeo-{target.name}:1", f"dir:{source}-back"],
-            check=True,
-            timeout=900,
-        )
-        down = size / (time.monotonic() - started)
+        down = size / _timed_copy(remote, f"dir:{source}-back", ["--src-cert-dir", str(certs)])
         shutil.rmtree(f"{source}-back")
         figures[target.name] = {"upload": {"MBps": round(up / MB, 1)}, "download": {"MBps": round(down / MB, 1)}}
     return figures

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,3 +35,13 @@ def status_and_body(response: str) -> tuple[int, dict[str, str], str]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(lines[0].split()[1]), headers, body
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, what: str, every: float = 0.5) -> None:
+    """Poll `condition` until it holds, for at most `seconds` (a bounded loop, never an endless retry)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    raise AssertionError(f"not within {seconds}s: {what}")

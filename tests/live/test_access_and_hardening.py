@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from tests.live import realizer
-from tests.live.clients import curl, run, status_and_body
+from tests.live.clients import curl, run, status_and_body, wait_until
 from tests.live.conftest import LiveStack
 from tests.live.integrity import assert_nothing_lost
 from tests.live.registry_api import RegistryClient
@@ -164,15 +163,6 @@ def test_containers_are_hardened(stack: LiveStack) -> None:
             assert all(binding["HostIp"] == "127.0.0.1" for binding in bindings), role
         # Read-only root is not possible with uploads (README: the trade-off).
         assert host["ReadonlyRootfs"] is False, role
-
-
-def wait_until(condition: Any, seconds: int, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(2)
-    raise AssertionError(f"not within {seconds}s: {what}")
 
 
 def all_healthy(stack: LiveStack) -> bool:

@@ -7,8 +7,7 @@ import hashlib
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -17,7 +16,7 @@ import requests
 from docker.errors import NotFound
 
 from tests.live import realizer
-from tests.live.clients import run
+from tests.live.clients import run, wait_until
 from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
 from tests.live.docker_provider import LIVE_STACK_LABEL
 from tests.live.integrity import assert_nothing_lost, volume_root
@@ -27,15 +26,6 @@ pytestmark = pytest.mark.live
 
 VOLUME = "private-registry-live-registry-data"
 LAYER_MB = 150
-
-
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds}s: {what}")
 
 
 def build_random_image(engine: docker.DockerClient, tag: str, context: Path, megabytes: int) -> None:
@@ -87,21 +77,14 @@ def push_with_crash(
     return repo_digest.split("@", 1)[1]
 
 
-def test_registry_killed_mid_push_restarts_and_the_retry_succeeds(
-    stack: LiveStack, docker_trusts_registry: str, engine: docker.DockerClient, api: RegistryClient,
-    pushed: list[tuple[str, str]], tmp_path: Path,
+@pytest.mark.parametrize(("role", "repo"), [("registry", "faults/registry-kill"), ("proxy", "faults/nginx-kill")])
+def test_killed_mid_push_restarts_and_the_retry_succeeds(
+    role: str, repo: str, stack: LiveStack, docker_trusts_registry: str, engine: docker.DockerClient,
+    api: RegistryClient, pushed: list[tuple[str, str]], tmp_path: Path,
 ) -> None:  # fmt: skip
-    digest = push_with_crash(stack, engine, docker_trusts_registry, "registry", "faults/registry-kill", tmp_path)
-    pushed.append(("faults/registry-kill", digest))
-    assert_nothing_lost(engine, VOLUME, api, pushed)
-
-
-def test_nginx_killed_mid_push_restarts_and_the_retry_succeeds(
-    stack: LiveStack, docker_trusts_registry: str, engine: docker.DockerClient, api: RegistryClient,
-    pushed: list[tuple[str, str]], tmp_path: Path,
-) -> None:  # fmt: skip
-    digest = push_with_crash(stack, engine, docker_trusts_registry, "proxy", "faults/nginx-kill", tmp_path)
-    pushed.append(("faults/nginx-kill", digest))
+    """The registry (the fixed http.secret matters here) or nginx dies while a layer uploads."""
+    digest = push_with_crash(stack, engine, docker_trusts_registry, role, repo, tmp_path)
+    pushed.append((repo, digest))
     assert_nothing_lost(engine, VOLUME, api, pushed)
 
 
