@@ -109,10 +109,12 @@ def remove_test_client_images(client: docker.DockerClient, hostname: str) -> Non
         with contextlib.suppress(DockerException):
             client.images.remove(image.id, force=True)
     for image in client.images.list():
-        for tag in image.tags:
-            if tag.startswith(f"{hostname}:"):
+        # Tags and digest references (an image pulled by digest has no tag) under the test registry's name.
+        references = [*image.tags, *(image.attrs.get("RepoDigests") or [])]
+        for reference in references:
+            if reference.startswith(f"{hostname}:"):
                 with contextlib.suppress(DockerException):
-                    client.images.remove(tag)  # untag only: the test images themselves stay
+                    client.images.remove(reference)  # untag only: the test images themselves stay
 
 
 @pytest.fixture(scope="session")
