@@ -17,11 +17,12 @@ UI_INTERNAL_PORT = {UiFlavor.JOXIT: 80, UiFlavor.HYPER: 8080}
 HYPER_CONFIG_PATH = "/conf/config.yml"
 
 
-def ui_hardening(port: int) -> Hardening:
-    """Joxit's image is nginx (root master, unprivileged workers); hyper's healthcheck is unverified here."""
+def ui_hardening(flavor: UiFlavor) -> Hardening:
+    """Joxit's image is nginx (root master, unprivileged workers). hyper is a Java web app, so it gets more
+    memory; its healthcheck and capabilities are not verified on a real hyper image here."""
     return Hardening(
-        memory_mib=256,
-        healthcheck=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/"],
+        memory_mib=512 if flavor is UiFlavor.HYPER else 256,
+        healthcheck=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{UI_INTERNAL_PORT[flavor]}/"],
         capabilities=NGINX_CAPABILITIES,
     )
 
@@ -99,7 +100,7 @@ class RegistryUi(pulumi.ComponentResource):
             ],
             ports=ports,
             labels=scope.labels(docker.ContainerLabelArgs, "ui"),
-            **ui_hardening(internal_port).container_args(),
+            **ui_hardening(settings.flavor).container_args(),
             opts=Hardening.resource_options(self),
         )
 

@@ -541,3 +541,7 @@ def test_a_long_lived_certificate_with_the_modern_profile_warns(run: Run) -> Non
     warnings = run(auth={"users": USERS}, tls={"profile": "modern", "certValidityDays": 365}).warnings
     assert any("modern profile allows 90 days" in w for w in warnings)
     assert run(auth={"users": USERS}, tls={"profile": "modern"}).warnings == []
+
+
+def test_hyper_ui_gets_more_memory(run: Run) -> None:
+    assert container(run(ui={"flavor": "hyper"}), "ui")["memory"] == 512
