@@ -33,7 +33,6 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +44,16 @@ import jinja2
 
 from tests.harness import stack_config
 from tests.live import realizer
+from tests.live.clients import hosts_entry
 from tests.live.docker_provider import LIVE_STACK_LABEL
-from tests.live.registry_api import CONFIG_V1, LAYER_GZIP, MANIFEST_V2, RegistryClient, sha256_digest
+from tests.live.registry_api import (
+    CONFIG_V1,
+    LAYER_GZIP,
+    MANIFEST_V2,
+    RegistryClient,
+    location_path,
+    sha256_digest,
+)
 
 HERE = Path(__file__).resolve().parent
 STACK = HERE / "bench.yaml"
@@ -217,9 +224,7 @@ def _upload_url(target: Target, ca: Path, repo: str) -> str:
     client = RegistryClient(target.base, verify=str(ca))
     started = client.start_upload(repo)
     started.raise_for_status()
-    location = started.headers["Location"]
-    path = location.split("://", 1)[-1].split("/", 1)[1]
-    return f"{target.base}/{path}"
+    return target.base + location_path(started.headers["Location"])
 
 
 def curl_figures(targets: list[Target], ca: Path, blob_file: Path, digest: str, repeat: int) -> dict[str, Any]:
@@ -328,7 +333,7 @@ def _upload(client: httpx.Client, base: str, repo: str, data: bytes) -> str:
     digest = sha256_digest(data)
     started = client.post(f"{base}/v2/{repo}/blobs/uploads/")
     started.raise_for_status()
-    path = "/" + started.headers["Location"].split("://", 1)[-1].split("/", 1)[1]
+    path = location_path(started.headers["Location"])
     separator = "&" if "?" in path else "?"
     put = client.put(
         f"{base}{path}{separator}digest={digest}", content=data, headers={"Content-Type": "application/octet-stream"}
@@ -470,19 +475,6 @@ def negotiated_protocols(client: docker.DockerClient, targets: list[Target], ca:
     return found
 
 
-@contextlib.contextmanager
-def hosts_entry() -> Iterator[None]:
-    """The bench host name on loopback while the benchmark runs (clients follow the registry's Locations to it)."""
-    hosts = Path("/etc/hosts")
-    mark = "# private-registry bench"
-    kept = [line for line in hosts.read_text().splitlines() if mark not in line]
-    hosts.write_text("\n".join([*kept, f"127.0.0.1 {BENCH_HOST} {mark}"]) + "\n")
-    try:
-        yield
-    finally:
-        hosts.write_text("".join(line + "\n" for line in hosts.read_text().splitlines() if mark not in line))
-
-
 def _protocols(log: str, agent: str) -> list[str]:
     """From the request line in nginx's access log ("GET /v2/ HTTP/2.0"), for the client's user agent."""
     return sorted(
@@ -554,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     realizer.down(STACK, volumes=True, client=client)
     workdir = Path(tempfile.mkdtemp(prefix="private-registry-bench-"))
     cleanup = contextlib.ExitStack()
-    cleanup.enter_context(hosts_entry())
+    # Clients follow the registry's upload Locations to the bench host name: it must resolve, to loopback.
+    cleanup.enter_context(hosts_entry(BENCH_HOST, "# private-registry bench"))
     try:
         blob = os.urandom(blob_mb * MB)
         blob_file = workdir / "blob"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -45,3 +46,29 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str, every: 
             return
         time.sleep(every)
     raise AssertionError(f"not within {seconds}s: {what}")
+
+
+HOSTS_FILE = Path("/etc/hosts")
+
+
+@contextlib.contextmanager
+def hosts_entry(hostname: str, mark: str) -> Iterator[None]:
+    """`hostname` on 127.0.0.1 in /etc/hosts for the duration (the Docker daemon and skopeo resolve through it).
+
+    The line carries `mark`, so a run that died without cleaning up is replaced, not repeated.
+    """
+    kept = [line for line in HOSTS_FILE.read_text().splitlines() if mark not in line]
+    HOSTS_FILE.write_text("\n".join([*kept, f"127.0.0.1 {hostname} {mark}"]) + "\n")
+    try:
+        yield
+    finally:
+        current = HOSTS_FILE.read_text().splitlines()
+        HOSTS_FILE.write_text("".join(f"{line}\n" for line in current if mark not in line))
+
+
+def docker_login(endpoint: str, user: str, password: str, config_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`docker login` with the password on stdin, keeping the credentials in `config_dir`."""
+    return subprocess.run(
+        ["docker", "--config", str(config_dir), "login", "--username", user, "--password-stdin", endpoint],
+        input=password, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,12 @@ from docker.errors import DockerException, ImageNotFound
 
 from tests.harness import PROJECT_DIR, stack_config
 from tests.live import realizer
+from tests.live.clients import docker_login, hosts_entry
 from tests.live.docker_provider import LIVE_STACK_LABEL
 from tests.live.registry_api import RegistryClient
 
 STACKS_DIR = PROJECT_DIR / "tests" / "live" / "stacks"
 LIVE_STACK = STACKS_DIR / "live.yaml"
-HOSTS_FILE = Path("/etc/hosts")
 HOSTS_MARK = "# private-registry live tests"
 
 
@@ -156,27 +155,21 @@ def docker_trusts_registry(stack: LiveStack, tmp_path_factory: pytest.TempPathFa
     certs_dir = Path(stack.outputs["dockerCertsDir"])
     certs_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(stack.ca_file, certs_dir / "ca.crt")
-    original = HOSTS_FILE.read_text()
-    kept = [line for line in original.splitlines() if HOSTS_MARK not in line]
-    HOSTS_FILE.write_text("\n".join([*kept, f"127.0.0.1 {stack.hostname} {HOSTS_MARK}"]) + "\n")
     # The docker CLI's credentials go to a config dir of the test session, not the machine's.
     docker_config = tmp_path_factory.mktemp("docker-config")
     previous = os.environ.get("DOCKER_CONFIG")
     os.environ["DOCKER_CONFIG"] = str(docker_config)
-    user, password = stack.login
-    login = subprocess.run(
-        ["docker", "login", "--username", user, "--password-stdin", stack.endpoint],
-        input=password, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert login.returncode == 0, login.stderr
-    yield stack.endpoint
-    if previous is None:
-        os.environ.pop("DOCKER_CONFIG", None)
-    else:
-        os.environ["DOCKER_CONFIG"] = previous
-    current = HOSTS_FILE.read_text().splitlines()
-    HOSTS_FILE.write_text("\n".join(line for line in current if HOSTS_MARK not in line) + "\n")
-    shutil.rmtree(certs_dir, ignore_errors=True)
+    try:
+        with hosts_entry(stack.hostname, HOSTS_MARK):
+            login = docker_login(stack.endpoint, *stack.login, docker_config)
+            assert login.returncode == 0, login.stderr
+            yield stack.endpoint
+    finally:
+        if previous is None:
+            os.environ.pop("DOCKER_CONFIG", None)
+        else:
+            os.environ["DOCKER_CONFIG"] = previous
+        shutil.rmtree(certs_dir, ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)

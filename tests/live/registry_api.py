@@ -20,6 +20,12 @@ CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
 LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 
+def location_path(url_or_path: str) -> str:
+    """The path and query of a registry Location, to follow it against one's own base URL."""
+    parts = urlsplit(url_or_path)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -38,8 +44,7 @@ class RegistryClient:
         self.session.verify = self.verify
 
     def request(self, method: str, path_or_url: str, **kwargs: Any) -> requests.Response:
-        parts = urlsplit(path_or_url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        path = location_path(path_or_url)
         # verify per request: requests lets REQUESTS_CA_BUNDLE override a session's verify.
         kwargs.setdefault("verify", self.verify)
         return self.session.request(method, self.base + path, timeout=self.timeout, **kwargs)
