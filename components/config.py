@@ -252,6 +252,8 @@ class TlsSettings(_Model):
     """Lifetime of the server certificate; 90 by default with the modern profile (Mozilla's limit there)."""
     early_renewal_days: StrictInt = Field(default=30, ge=0, le=3650)
     """The server certificate is replaced on `pulumi up --refresh` this many days before it expires."""
+    ca_generation: StrictInt = Field(default=1, ge=1, le=1000)
+    """Which CA: raising it makes a new CA (a deliberate rotation); nothing else replaces an existing CA."""
 
     @field_validator("organization")
     @classmethod

@@ -52,6 +52,11 @@ class ContainerPlacement:
 RESTART_POLICY = "unless-stopped"
 # Seconds a container gets to finish in-flight requests when it is stopped or replaced (provider default: 0).
 STOP_GRACE_SECONDS = 10
+# `pulumi up` waits until each new container's healthcheck passes, and fails after this long: a container
+# that crash-loops or never gets healthy is an error, not a success.
+HEALTHY_WAIT_SECONDS = 120
+# Every 10 s: the first check runs one interval after start, and `up` waits for it.
+HEALTHCHECK_INTERVAL = "10s"
 
 
 # Rotated container logs (CIS 5.x): the json-file driver keeps at most 5 files of 10 MB per container.
@@ -81,8 +86,10 @@ class Hardening:
             "memory": self.memory_mib,
             "memory_swap": self.memory_mib,
             "healthcheck": docker.ContainerHealthcheckArgs(
-                tests=self.healthcheck, interval="30s", timeout="5s", start_period="10s", retries=3
+                tests=self.healthcheck, interval=HEALTHCHECK_INTERVAL, timeout="5s", start_period="10s", retries=3
             ),
+            "wait": True,
+            "wait_timeout": HEALTHY_WAIT_SECONDS,
             "log_driver": "json-file",
             "log_opts": LOG_OPTIONS,
             "restart": RESTART_POLICY,

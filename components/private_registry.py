@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs
+from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ca_component_name
 from components.config import Settings, UiFlavor
 from components.docker_common import ContainerPlacement, StackScope
 from components.registry import Registry, RegistryArgs
@@ -34,6 +34,8 @@ class PrivateRegistry(pulumi.ComponentResource):
     """The UI's URL through the proxy; empty when ui.flavor is 'none'."""
     ca_cert_pem: pulumi.Output[str]
     """The CA certificate clients must trust."""
+    ca_cert_not_after: pulumi.Output[str]
+    """When the CA certificate expires (RFC 3339): before then, rotate it with tls.caGeneration."""
     server_cert_not_after: pulumi.Output[str]
     """When the server certificate expires (RFC 3339)."""
     network_name: pulumi.Output[str]
@@ -58,11 +60,13 @@ class PrivateRegistry(pulumi.ComponentResource):
         placement = ContainerPlacement(scope=scope, network_name=network.name, bind_address=settings.bind_address)
 
         ca = CertificateAuthority(
-            f"{name}-ca",
+            ca_component_name(f"{name}-ca", settings.tls.ca_generation),
             CertificateAuthorityArgs(
                 organization=settings.tls.organization,
                 key_algorithm=settings.tls.key_algorithm,
                 validity_days=settings.tls.ca_validity_days,
+                generation=settings.tls.ca_generation,
+                signed_validity_days=settings.tls.cert_validity_days,
             ),
             opts=child,
         )
@@ -117,6 +121,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 settings=settings.proxy,
                 placement=placement,
                 server_name="_" if settings.hostname_is_ip else settings.hostname,
+                endpoint=settings.registry_endpoint,
                 https_port=settings.https_port,
                 http_port=settings.http_port,
                 tls_profile=settings.tls.profile,
@@ -132,6 +137,7 @@ class PrivateRegistry(pulumi.ComponentResource):
         self.registry_url = pulumi.Output.from_input(settings.registry_url)
         self.ui_url = pulumi.Output.from_input(f"{settings.registry_url}/" if ui_upstream else "")
         self.ca_cert_pem = ca.cert_pem
+        self.ca_cert_not_after = ca.not_after
         self.server_cert_not_after = server_cert.not_after
         self.network_name = network.name
         self.docker_certs_dir = pulumi.Output.from_input(f"/etc/docker/certs.d/{settings.registry_endpoint}")
@@ -142,6 +148,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 "registryUrl": self.registry_url,
                 "uiUrl": self.ui_url,
                 "caCertPem": self.ca_cert_pem,
+                "caCertNotAfter": self.ca_cert_not_after,
                 "serverCertNotAfter": self.server_cert_not_after,
                 "networkName": self.network_name,
                 "dockerCertsDir": self.docker_certs_dir,

@@ -12,18 +12,23 @@ from components.docker_common import NGINX_CAPABILITIES, ContainerPlacement, Har
 from components.rendering import HyperUiConfig, joxit_ui_environment, render_hyper_ui_config
 
 UI_ALIAS = "ui"
+# Joxit runs as its image's unprivileged `nginx` user (uid/gid 101 in the alpine and debian nginx images).
+# Its Dockerfile gives that user /etc/nginx, the page and /var/cache/nginx, and its entrypoint, seeing it is
+# not root, moves nginx to port 8080 and its pid file to /tmp. As root without DAC_OVERRIDE (every capability
+# dropped) the entrypoint could not edit those nginx-owned files and nginx could not make its temp dirs.
+JOXIT_USER = "101:101"
 # Where each UI listens inside its container.
-UI_INTERNAL_PORT = {UiFlavor.JOXIT: 80, UiFlavor.HYPER: 8080}
+UI_INTERNAL_PORT = {UiFlavor.JOXIT: 8080, UiFlavor.HYPER: 8080}
 HYPER_CONFIG_PATH = "/conf/config.yml"
 
 
 def ui_hardening(flavor: UiFlavor) -> Hardening:
-    """Joxit's image is nginx (root master, unprivileged workers). hyper is a Java web app, so it gets more
-    memory; its healthcheck and capabilities are not verified on a real hyper image here."""
+    """Joxit as its nginx user needs no capability at all. hyper is a Java web app, so it gets more memory;
+    its healthcheck and capabilities are not verified on a real hyper image here."""
     return Hardening(
         memory_mib=512 if flavor is UiFlavor.HYPER else 256,
         healthcheck=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{UI_INTERNAL_PORT[flavor]}/"],
-        capabilities=NGINX_CAPABILITIES,
+        capabilities=NGINX_CAPABILITIES if flavor is UiFlavor.HYPER else (),
     )
 
 
@@ -62,11 +67,12 @@ class RegistryUi(pulumi.ComponentResource):
         uploads: list[docker.ContainerUploadArgs] = []
         if settings.flavor is UiFlavor.JOXIT:
             environment = joxit_ui_environment(
-                registry_upstream=args.registry_upstream,
                 title=settings.title,
                 delete_images=args.delete_enabled and not settings.readonly,
                 pull_url=args.registry_endpoint,
                 secured=args.registry_secured,
+                # Published on its own port, the page's origin has no /v2/ unless Joxit proxies it.
+                registry_proxy=args.registry_upstream if args.published_port else None,
             )
             envs = [f"{key}={value}" for key, value in sorted(environment.items())]
         else:
@@ -94,6 +100,7 @@ class RegistryUi(pulumi.ComponentResource):
             name=scope.docker_name("ui"),
             image=image.image_id,
             envs=envs,
+            user=JOXIT_USER if settings.flavor is UiFlavor.JOXIT else None,
             uploads=uploads,
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[UI_ALIAS])

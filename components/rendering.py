@@ -29,6 +29,8 @@ _jinja = jinja2.Environment(
 )
 
 REGISTRY_DATA_DIR = "/var/lib/registry"
+# Docker's embedded DNS server, inside every container on a user-defined network.
+DOCKER_DNS_RESOLVER = "127.0.0.11"
 REGISTRY_PORT = 5000
 HTPASSWD_PATH = "/auth/htpasswd"
 BCRYPT_COST = 12
@@ -132,20 +134,47 @@ def render_hyper_ui_config(config: HyperUiConfig) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
+# Characters Joxit's entrypoint cannot take as they are. It writes each setting into index.html with
+# `sed -i "s~\${NAME}~${VALUE}~"`: in the replacement `&` stands for the matched placeholder, `\` escapes and
+# `~` ends the expression; the result lands unescaped inside an HTML attribute.
+_JOXIT_HTML_ESCAPES = {"&": "&amp;", '"': "&quot;", "'": "&#39;", "<": "&lt;", ">": "&gt;", "$": "&#36;"}
+_SED_REPLACEMENT_ESCAPES = {"\\": "\\\\", "&": "\\&", "~": "\\~"}
+
+
+def joxit_attribute_value(text: str) -> str:
+    """`text` as Joxit's entrypoint must receive it to show it unchanged.
+
+    First HTML-escaped for the attribute it lands in (`$` too, so no `${...}` placeholder of a later sed
+    line can appear in it), then escaped for sed's replacement text. The browser decodes the entities,
+    so the UI shows exactly `text`; a restart finds no placeholder left to edit again.
+    """
+    html_escaped = "".join(_JOXIT_HTML_ESCAPES.get(char, char) for char in text)
+    return "".join(_SED_REPLACEMENT_ESCAPES.get(char, char) for char in html_escaped)
+
+
 def joxit_ui_environment(
-    *, registry_upstream: str, title: str, delete_images: bool, pull_url: str, secured: bool
+    *, title: str, delete_images: bool, pull_url: str, secured: bool, registry_proxy: str | None = None
 ) -> dict[str, str]:
-    """Environment for joxit/docker-registry-ui served same-origin behind our nginx."""
-    return {
-        "NGINX_PROXY_PASS_URL": f"http://{registry_upstream}",
+    """Environment for joxit/docker-registry-ui.
+
+    Behind our nginx the page calls `/v2/` on its own origin, which our nginx already routes to the registry:
+    the UI container then never contacts the registry, so it neither waits for the registry's name to
+    resolve at start nor keeps a replaced registry's old address. Only when the UI is published on its own
+    port (`registry_proxy`, "host:port") does Joxit's nginx proxy `/v2/` itself, through Docker's DNS.
+    """
+    environment = {
         "SINGLE_REGISTRY": "true",
-        "REGISTRY_TITLE": title,
+        "REGISTRY_TITLE": joxit_attribute_value(title),
         "DELETE_IMAGES": "true" if delete_images else "false",
         "SHOW_CONTENT_DIGEST": "true",
-        "PULL_URL": pull_url,
+        "PULL_URL": joxit_attribute_value(pull_url),
         # The registry wants basic auth: the UI sends credentials up front instead of probing.
         "REGISTRY_SECURED": "true" if secured else "false",
     }
+    if registry_proxy is not None:
+        environment["NGINX_PROXY_PASS_URL"] = f"http://{registry_proxy}"
+        environment["NGINX_RESOLVER"] = DOCKER_DNS_RESOLVER
+    return environment
 
 
 @dataclass(frozen=True)
@@ -153,7 +182,8 @@ class ProxyConfig:
     """What the nginx site config depends on."""
 
     server_name: str
-    https_port: int
+    endpoint: str
+    """host[:port] clients use over HTTPS (IPv6 in brackets): where the plaintext port redirects to."""
     redirect_http: bool
     registry_upstream: str
     ui_upstream: str | None
@@ -167,7 +197,8 @@ def render_nginx_conf(config: ProxyConfig) -> str:
     """The nginx site (conf.d) that ends TLS and routes /v2/ to the registry and / to the UI."""
     return _jinja.get_template("nginx-registry.conf.j2").render(
         server_name=config.server_name,
-        https_port_suffix="" if config.https_port == 443 else f":{config.https_port}",
+        redirect_authority=config.endpoint,
+        dns_resolver=DOCKER_DNS_RESOLVER,
         redirect_http=config.redirect_http,
         registry_upstream=config.registry_upstream,
         ui_upstream=config.ui_upstream,

@@ -11,7 +11,9 @@ from components.config import ProxySettings
 from components.docker_common import NGINX_CAPABILITIES, ContainerPlacement, Hardening
 from components.rendering import ProxyConfig, render_nginx_conf
 
-SITE_CONFIG_PATH = "/etc/nginx/conf.d/registry.conf"
+# The nginx image's own default site (a welcome page on port 80, answering any Host our site does not name):
+# our site takes its place, so nothing but ours answers on any port.
+SITE_CONFIG_PATH = "/etc/nginx/conf.d/default.conf"
 CERTIFICATE_PATH = "/etc/nginx/tls/server.crt"
 CERTIFICATE_KEY_PATH = "/etc/nginx/tls/server.key"
 HTTPS_INTERNAL_PORT = 443
@@ -30,6 +32,8 @@ class ReverseProxyArgs:
     settings: ProxySettings
     placement: ContainerPlacement
     server_name: str
+    endpoint: str
+    """host[:port] clients use over HTTPS."""
     https_port: int
     http_port: int
     """0: no plaintext port (and no redirect server)."""
@@ -56,7 +60,7 @@ class ReverseProxy(pulumi.ComponentResource):
         self.site_config = render_nginx_conf(
             ProxyConfig(
                 server_name=args.server_name,
-                https_port=args.https_port,
+                endpoint=args.endpoint,
                 redirect_http=args.http_port != 0,
                 registry_upstream=args.registry_upstream,
                 ui_upstream=args.ui_upstream,

@@ -80,6 +80,8 @@ class ProgramRun:
     """Stack outputs, plain values."""
     secret_outputs: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    pending_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Resource options by `type::name`, recorded as each registration arrives."""
 
     def of_type(self, typ: str) -> list[Registration]:
         return sorted((r for r in self.registrations.values() if r.typ == typ), key=lambda r: r.name)
@@ -99,6 +101,17 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
         self.run = run
 
     def RegisterResource(self, request: Any) -> Any:
+        options = {
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete") else False,
+            "protect": request.protect if request.HasField("protect") else False,
+            "ignoreChanges": list(request.ignoreChanges),
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "additionalSecretOutputs": list(request.additionalSecretOutputs),
+            "dependencies": sorted(request.dependencies),
+        }
+        # Known before the mocks create the resource, as the engine knows them before it diffs.
+        self.run.pending_options[f"{request.type}::{request.name}"] = options
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.run.registrations[response.urn] = Registration(
@@ -108,15 +121,7 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 parent=request.parent,
                 custom=bool(request.custom),
                 inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
-                options={
-                    "deleteBeforeReplace": request.deleteBeforeReplace,
-                    "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete") else False,
-                    "protect": request.protect if request.HasField("protect") else False,
-                    "ignoreChanges": list(request.ignoreChanges),
-                    "replaceOnChanges": list(request.replaceOnChanges),
-                    "additionalSecretOutputs": list(request.additionalSecretOutputs),
-                    "dependencies": sorted(request.dependencies),
-                },
+                options=options,
             )
         return response
 
@@ -131,13 +136,19 @@ class _WarningCollector(logging.Handler):
 
 
 def run_program(
-    config: Mapping[str, str], mocks: pulumi.runtime.Mocks, *, stack: str = "test", preview: bool = False
+    config: Mapping[str, str],
+    mocks: pulumi.runtime.Mocks,
+    *,
+    stack: str = "test",
+    preview: bool = False,
+    run: ProgramRun | None = None,
 ) -> ProgramRun:
     """Execute __main__.py once, as `pulumi up` (or preview) would, under `mocks`.
 
-    `config` maps namespaced keys (`private-registry:hostname`) to the strings Pulumi stores.
+    `config` maps namespaced keys (`private-registry:hostname`) to the strings Pulumi stores. `run` collects
+    what happens; pass one when the mocks need to read it while the program runs.
     """
-    run = ProgramRun()
+    run = run if run is not None else ProgramRun()
     logger = logging.getLogger(f"private-registry-program-{id(run)}")
     logger.propagate = False
     logger.addHandler(_WarningCollector(run))

@@ -75,7 +75,7 @@ class Realizer:
     # ---- one registration ----
 
     def new_resource(
-        self, typ: str, name: str, raw_inputs: dict[str, Any], provider: str
+        self, typ: str, name: str, raw_inputs: dict[str, Any], provider: str, options: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
         if provider:
             raise UnsupportedInput(f"{typ} {name}: explicit providers ({provider}) are not implemented by the realizer")
@@ -84,6 +84,8 @@ class Realizer:
         with self.lock:
             self.seen.add(key)
             previous = self.state.get(key)
+            if previous:
+                inputs = _keep_ignored(inputs, previous["inputs"], options.get("ignoreChanges", []), key)
             if previous and previous["inputs"] == inputs and self._still_exists(typ, previous):
                 return previous["id"], self._outputs(typ, inputs, previous["outputs"])
             if previous:
@@ -185,6 +187,20 @@ class Realizer:
         return gone
 
 
+def _keep_ignored(inputs: dict[str, Any], old: dict[str, Any], ignored: list[str], key: str) -> dict[str, Any]:
+    """`ignore_changes` as the engine applies it before diffing: an ignored input keeps its value from state
+    (and stays absent if it was absent)."""
+    kept = dict(inputs)
+    for path in ignored:
+        if not path.isidentifier():
+            raise UnsupportedInput(f"{key}: ignoreChanges path {path!r}: only top-level inputs are implemented")
+        if path in old:
+            kept[path] = old[path]
+        else:
+            kept.pop(path, None)
+    return kept
+
+
 def _deletion_order(key: str) -> int:
     order = ["docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume"]
     typ = key.split("::", 1)[0]
@@ -192,13 +208,15 @@ def _deletion_order(key: str) -> int:
 
 
 class RealizingMocks(pulumi.runtime.Mocks):
-    def __init__(self, realizer: Realizer):
+    def __init__(self, realizer: Realizer, run: ProgramRun):
         self.realizer = realizer
+        self.run = run
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if not args.custom:  # component resources have nothing to realize
             return f"{args.name}-component", {}
-        return self.realizer.new_resource(args.typ, args.name, dict(args.inputs), args.provider or "")
+        options = self.run.pending_options[f"{args.typ}::{args.name}"]
+        return self.realizer.new_resource(args.typ, args.name, dict(args.inputs), args.provider or "", options)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise UnsupportedInput(f"invoke {args.token} is not implemented by the realizer")
@@ -226,7 +244,8 @@ def up(config_file: Path, client: docker.DockerClient | None = None) -> UpResult
         raise UnsupportedInput("docker:host: the realizer drives the local engine only (set DOCKER_HOST instead)")
     realizer = Realizer(stack_file, client)
     leftovers = realizer.remove_leftovers()
-    run = run_program(config, RealizingMocks(realizer), stack=stack_file.stack)
+    run = ProgramRun()
+    run_program(config, RealizingMocks(realizer, run), stack=stack_file.stack, run=run)
     deleted = realizer.prune(run)
     return UpResult(run.outputs, realizer.created, realizer.replaced, deleted, leftovers, run.warnings)
 

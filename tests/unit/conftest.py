@@ -7,6 +7,7 @@ marks them.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,16 +19,33 @@ import pytest
 from tests.harness import PROJECT, ProgramRun, plain, run_program, secret
 
 
+# Certificates start at today's midnight (UTC): stable within a test run, and never near an expiry the program
+# warns about because of the day the tests happen to run.
+VALIDITY_START = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def rfc3339(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class FakeMocks(pulumi.runtime.Mocks):
-    """Returns every computed output the program consumes, faked but stable."""
+    """Returns every computed output the program consumes, faked but stable.
+
+    Given the run, it leaves the inputs a resource's `ignore_changes` names out of its fakes, as the engine
+    keeps those from state: a change to them changes nothing downstream.
+    """
+
+    def __init__(self, run: ProgramRun | None = None):
+        self.run = run
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
-        fingerprint = _digest(args.typ, args.name, plain(inputs))[:16]
+        ignored = self.run.pending_options[f"{args.typ}::{args.name}"]["ignoreChanges"] if self.run else []
+        fingerprint = _digest(args.typ, args.name, {k: v for k, v in plain(inputs).items() if k not in ignored})[:16]
         computed: dict[str, Any] = {}
         if args.typ == "tls:index/privateKey:PrivateKey":
             computed = {
@@ -41,8 +59,10 @@ class FakeMocks(pulumi.runtime.Mocks):
         elif args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             computed = {
                 "certPem": f"-----BEGIN CERTIFICATE-----\n{fingerprint}\n-----END CERTIFICATE-----\n",
-                "validityStartTime": "2026-01-01T00:00:00Z",
-                "validityEndTime": "2027-01-01T00:00:00Z",
+                "validityStartTime": rfc3339(VALIDITY_START),
+                "validityEndTime": rfc3339(
+                    VALIDITY_START + datetime.timedelta(hours=plain(inputs)["validityPeriodHours"])
+                ),
                 "readyForRenewal": False,
             }
         elif args.typ == "random:index/randomPassword:RandomPassword":
@@ -71,6 +91,7 @@ def run() -> Callable[..., ProgramRun]:
 
     def _run(*, preview: bool = False, stack: str = "test", **values: Any) -> ProgramRun:
         config = {**BASE_CONFIG, **namespaced(**values)}
-        return run_program(config, FakeMocks(), stack=stack, preview=preview)
+        result = ProgramRun()
+        return run_program(config, FakeMocks(result), stack=stack, preview=preview, run=result)
 
     return _run

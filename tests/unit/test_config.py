@@ -127,6 +127,11 @@ def test_registry_config_path_can_be_set() -> None:
             {"tls": {"certValidityDays": 0}},
             "private-registry:tls.certValidityDays: Input should be greater than or equal to 1",
         ),
+        (
+            {"tls": {"caGeneration": 0}},
+            "private-registry:tls.caGeneration: Input should be greater than or equal to 1 (got 0)",
+        ),
+        ({"tls": {"caGeneration": "2"}}, "private-registry:tls.caGeneration: Input should be a valid integer"),
         ({"registry": {"image": "Registry:2"}}, "private-registry:registry.image: must be a Docker image reference"),
         (
             {"registry": {"image": "registry:2 --privileged"}},

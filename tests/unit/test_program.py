@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Callable
 from typing import Any
@@ -11,12 +12,13 @@ import pytest
 import yaml
 
 from tests.harness import PROJECT_DIR, ProgramRun, is_secret, plain, run_program, stack_config
-from tests.unit.conftest import FakeMocks
+from tests.unit.conftest import BASE_CONFIG, VALIDITY_START, FakeMocks, namespaced, rfc3339
 
 pytestmark = pytest.mark.unit
 
 Run = Callable[..., ProgramRun]
 CONTAINER = "docker:index/container:Container"
+SITE = "/etc/nginx/conf.d/default.conf"
 
 
 def container(run: ProgramRun, role: str) -> dict[str, Any]:
@@ -69,7 +71,7 @@ def test_ui_flavor_none_declares_no_ui(run: Run) -> None:
     result = run(ui={"flavor": "none"})
     assert not [r for r in result.registrations.values() if "-ui" in r.name]
     assert len(result.of_type(CONTAINER)) == 2
-    assert "return 404;" in upload(container(result, "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+    assert "return 404;" in upload(container(result, "proxy"), SITE)["content"]
 
 
 def test_all_containers_join_the_one_network(run: Run) -> None:
@@ -132,8 +134,20 @@ def test_ports_follow_config(run: Run) -> None:
     result = run(bindAddress="192.168.1.10", httpsPort=8443, httpPort=0, registryPort=5000, uiPort=8081)
     assert container(result, "proxy")["ports"] == [{"internal": 443, "external": 8443, "ip": "192.168.1.10"}]
     assert container(result, "registry")["ports"] == [{"internal": 5000, "external": 5000, "ip": "192.168.1.10"}]
-    assert container(result, "ui")["ports"] == [{"internal": 80, "external": 8081, "ip": "192.168.1.10"}]
-    assert "listen 80" not in upload(container(result, "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+    assert container(result, "ui")["ports"] == [{"internal": 8080, "external": 8081, "ip": "192.168.1.10"}]
+    assert "listen 80" not in upload(container(result, "proxy"), SITE)["content"]
+
+
+def test_joxit_published_on_its_own_port_proxies_through_dockers_dns(run: Run) -> None:
+    env = set(container(run(uiPort=8081), "ui")["envs"])
+    assert {"NGINX_PROXY_PASS_URL=http://registry:5000", "NGINX_RESOLVER=127.0.0.11"} <= env
+
+
+def test_joxit_runs_as_its_nginx_user_without_capabilities(run: Run) -> None:
+    ui = container(run(), "ui")
+    assert ui["user"] == "101:101"
+    assert ui["capabilities"] == {"drops": ["ALL"], "adds": []}
+    assert ui["healthcheck"]["tests"][-1] == "http://127.0.0.1:8080/"
 
 
 def test_hyper_ui_is_published_from_its_own_port(run: Run) -> None:
@@ -142,6 +156,61 @@ def test_hyper_ui_is_published_from_its_own_port(run: Run) -> None:
 
 
 # ---- certificates ----
+
+
+def test_ca_keeps_its_identity_across_config_edits(run: Run) -> None:
+    """The engine keeps these inputs from state once the CA exists: no ordinary edit replaces it."""
+    result = run()
+    assert result.named("registry-ca-key").options["ignoreChanges"] == ["algorithm", "ecdsaCurve", "rsaBits"]
+    assert result.named("registry-ca-cert").options["ignoreChanges"] == [
+        "subject",
+        "validityPeriodHours",
+        "allowedUses",
+    ]
+    # The server certificate follows the config as before.
+    assert result.named("registry-server-cert-cert").options["ignoreChanges"] == []
+
+
+def test_a_new_ca_generation_is_a_new_ca(run: Run) -> None:
+    first, second = run(), run(tls={"caGeneration": 2})
+    ca_names = {r.name for r in first.registrations.values() if r.name.startswith("registry-ca")}
+    assert ca_names == {"registry-ca", "registry-ca-key", "registry-ca-cert"}
+    rotated = {r.name for r in second.registrations.values() if r.name.startswith("registry-ca")}
+    assert rotated == {"registry-ca-2", "registry-ca-2-key", "registry-ca-2-cert"}
+
+
+class KeptCaMocks(FakeMocks):
+    """As the engine answers for a CA made earlier with other settings: ignored inputs come from state."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        resource_id, outputs = super().new_resource(args)
+        if args.name == "registry-ca-key":
+            outputs = {**outputs, "algorithm": "RSA", "rsaBits": 2048}
+            outputs.pop("ecdsaCurve", None)
+        if args.name == "registry-ca-cert":
+            outputs = {
+                **outputs,
+                "subject": {"commonName": "Old Registry CA", "organization": "Old"},
+                "validityPeriodHours": 20 * 24,
+                "validityEndTime": rfc3339(VALIDITY_START + datetime.timedelta(days=20)),
+            }
+        return resource_id, outputs
+
+
+def test_preview_says_which_ca_settings_wait_for_a_new_generation() -> None:
+    config = {**BASE_CONFIG, **namespaced(tls={"organization": "Acme"}, auth={"users": USERS})}
+    warnings = run_program(config, KeptCaMocks()).warnings
+    kept = [w for w in warnings if w.startswith("the CA is kept")]
+    assert len(kept) == 1
+    for expected in ["tls.keyAlgorithm ECDSA (the CA's key is RSA)", "tls.organization 'Acme' (the CA's is 'Old')",
+                     "tls.caValidityDays 3650 (the CA was made for 20 days)", "raise tls.caGeneration (now 1)"]:
+        assert expected in kept[0], kept[0]
+    expiring = [w for w in warnings if w.startswith("the CA expires on")]
+    assert len(expiring) == 1 and "sooner than a server certificate signed now (365 days)" in expiring[0]
+
+
+def test_a_fresh_ca_draws_no_ca_warning(run: Run) -> None:
+    assert not [w for w in run(auth={"users": USERS}).warnings if "CA" in w]
 
 
 def test_ca_is_a_p256_ca(run: Run) -> None:
@@ -185,7 +254,7 @@ def test_ip_hostname_has_no_dns_san(run: Run) -> None:
     csr = plain(result.named("registry-server-cert-csr").inputs)
     assert csr.get("dnsNames", []) == []
     assert csr["ipAddresses"] == ["10.0.0.5"]
-    assert "server_name _;" in upload(container(result, "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+    assert "server_name _;" in upload(container(result, "proxy"), SITE)["content"]
 
 
 # ---- the registry ----
@@ -246,11 +315,12 @@ def test_images_are_kept_locally_and_referenced_by_id(run: Run) -> None:
 def test_joxit_ui_is_same_origin_and_follows_delete(run: Run) -> None:
     env = set(container(run(ui={"title": "Team images"}), "ui")["envs"])
     assert {
-        "NGINX_PROXY_PASS_URL=http://registry:5000",
         "SINGLE_REGISTRY=true",
         "REGISTRY_TITLE=Team images",
         "DELETE_IMAGES=true",
     } <= env
+    # Behind our nginx the page calls /v2/ on its own origin: the UI container never contacts the registry.
+    assert not any(e.startswith(("NGINX_PROXY_PASS_URL=", "NGINX_RESOLVER=")) for e in env)
     assert "DELETE_IMAGES=false" in container(run(registry={"deleteEnabled": False}), "ui")["envs"]
     assert "DELETE_IMAGES=false" in container(run(ui={"readonly": True}), "ui")["envs"]
 
@@ -278,7 +348,7 @@ def test_proxy_gets_site_config_certificate_and_secret_key(run: Run) -> None:
     assert key["content"].startswith("-----BEGIN PRIVATE KEY-----")
     cert = upload(proxy, "/etc/nginx/tls/server.crt")
     assert cert["content"].startswith("-----BEGIN CERTIFICATE-----")
-    site = upload(proxy, "/etc/nginx/conf.d/registry.conf")["content"]
+    site = upload(proxy, SITE)["content"]
     assert "proxy_pass $registry_upstream;" in site
     assert proxy["stopSignal"] == "SIGQUIT"
 
@@ -297,7 +367,8 @@ def test_outputs_for_the_default_port(run: Run) -> None:
     assert outputs["uiUrl"] == "https://registry.example.com/"
     assert outputs["dockerCertsDir"] == "/etc/docker/certs.d/registry.example.com"
     assert outputs["networkName"] == "private-registry-test-net"
-    assert outputs["serverCertNotAfter"] == "2027-01-01T00:00:00Z"
+    assert outputs["serverCertNotAfter"] == rfc3339(VALIDITY_START + datetime.timedelta(days=365))
+    assert outputs["caCertNotAfter"] == rfc3339(VALIDITY_START + datetime.timedelta(days=3650))
     assert outputs["caCertPem"].startswith("-----BEGIN CERTIFICATE-----")
 
 
@@ -316,6 +387,7 @@ def test_outputs_are_complete_and_hold_no_secret(run: Run) -> None:
         "registryUrl",
         "uiUrl",
         "caCertPem",
+        "caCertNotAfter",
         "serverCertNotAfter",
         "networkName",
         "dockerCertsDir",
@@ -329,7 +401,13 @@ def test_outputs_are_complete_and_hold_no_secret(run: Run) -> None:
 
 
 def inputs_by_name(result: ProgramRun) -> dict[str, str]:
-    return {r.name: json.dumps(plain(r.inputs), sort_keys=True) for r in result.registrations.values()}
+    """Each resource's inputs as the engine diffs them: without those its `ignore_changes` keeps from state."""
+    return {
+        r.name: json.dumps(
+            {k: v for k, v in plain(r.inputs).items() if k not in r.options["ignoreChanges"]}, sort_keys=True
+        )
+        for r in result.registrations.values()
+    }
 
 
 def test_same_config_declares_identical_inputs(run: Run) -> None:
@@ -352,11 +430,12 @@ def test_same_config_declares_identical_inputs(run: Run) -> None:
             {"ipAddresses": ["127.0.0.1"]},
             {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"},
         ),
+        # The CA keeps its key, subject and lifetime: only a new tls.caGeneration replaces it.
+        ({"tls": {"organization": "Acme"}}, {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"}),
+        ({"tls": {"caValidityDays": 7300}}, set()),
         (
             {"tls": {"keyAlgorithm": "RSA"}},
             {
-                "registry-ca-key",
-                "registry-ca-cert",
                 "registry-server-cert-key",
                 "registry-server-cert-csr",
                 "registry-server-cert-cert",
@@ -507,7 +586,7 @@ def test_a_password_change_replaces_only_the_registry(run: Run) -> None:
     [
         ("registry", 512, []),
         ("proxy", 512, ["CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"]),
-        ("ui", 256, ["CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE"]),
+        ("ui", 256, []),
     ],
 )
 def test_containers_are_hardened(run: Run, role: str, memory: int, adds: list[str]) -> None:
@@ -521,6 +600,8 @@ def test_containers_are_hardened(run: Run, role: str, memory: int, adds: list[st
     assert inputs["logOpts"] == {"max-size": "10m", "max-file": "5"}
     assert inputs["healthcheck"]["tests"][0] in ("CMD", "CMD-SHELL")
     assert inputs["healthcheck"]["retries"] == 3
+    # `pulumi up` fails unless the container gets healthy: a crash loop is not reported as success.
+    assert (inputs["wait"], inputs["waitTimeout"]) == (True, 120)
     assert "privileged" not in inputs and "networkMode" not in inputs
     # A changed healthcheck would otherwise only change state, not the running container.
     assert result.named(f"registry-{role}-container").options["replaceOnChanges"] == ["healthcheck"]
@@ -533,7 +614,7 @@ def test_registry_healthcheck_accepts_401(run: Run) -> None:
 
 
 def test_tls_profile_reaches_nginx(run: Run) -> None:
-    site = upload(container(run(tls={"profile": "modern"}), "proxy"), "/etc/nginx/conf.d/registry.conf")["content"]
+    site = upload(container(run(tls={"profile": "modern"}), "proxy"), SITE)["content"]
     assert "ssl_protocols TLSv1.3;" in site
 
 

@@ -78,7 +78,7 @@ def render_all(parsed: Settings) -> None:
     nginx = render_nginx_conf(
         ProxyConfig(
             server_name="_" if parsed.hostname_is_ip else parsed.hostname,
-            https_port=parsed.https_port,
+            endpoint=parsed.registry_endpoint,
             redirect_http=parsed.http_port != 0,
             registry_upstream="registry:5000",
             ui_upstream="ui:80",
@@ -89,7 +89,6 @@ def render_all(parsed: Settings) -> None:
     )
     assert_sound_nginx(nginx, parsed)
     env = joxit_ui_environment(
-        registry_upstream="registry:5000",
         title=parsed.ui.title,
         delete_images=parsed.registry.delete_enabled,
         pull_url=parsed.registry_endpoint,
@@ -103,8 +102,11 @@ def assert_sound_nginx(nginx: str, parsed: Settings) -> None:
     assert code.count("{") == code.count("}")
     # Every server_name is exactly the validated host name (or the catch-all): nothing else got in.
     names = re.findall(r"server_name ([^;]*);", code)
-    assert set(names) == {"_" if parsed.hostname_is_ip else parsed.hostname}
-    assert re.fullmatch(r"[a-z0-9.-]+|_", names[0])
+    # The plaintext redirect server is the catch-all "_"; the TLS server names the host.
+    assert set(names) - {"_"} <= {parsed.hostname}
+    assert all(re.fullmatch(r"[a-z0-9.-]+|_", name) for name in names)
+    redirects = re.findall(r"return 301 ([^;]*);", code)
+    assert redirects == ([f"https://{parsed.registry_endpoint}$request_uri"] if parsed.http_port else [])
     assert len(re.findall(r"^\s*server \{", code, re.M)) == (3 if parsed.http_port else 2)
 
 

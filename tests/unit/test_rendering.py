@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import bcrypt
@@ -28,7 +29,7 @@ REGISTRY = RegistryConfig(
 )
 PROXY = ProxyConfig(
     server_name="registry.example.com",
-    https_port=8443,
+    endpoint="registry.example.com:8443",
     redirect_http=True,
     registry_upstream="registry:5000",
     ui_upstream="ui:80",
@@ -144,14 +145,25 @@ def test_nginx_without_ui_answers_404_at_root() -> None:
 
 def test_nginx_plaintext_server_only_redirects_keeping_the_https_port() -> None:
     conf = render_nginx_conf(PROXY)
-    plaintext = conf[conf.index("listen 80;") : conf.index("listen 443 ssl")]
-    assert "return 301 https://$host:8443$request_uri;" in plaintext
+    plaintext = conf[conf.index("listen 80 default_server;") : conf.index("listen 443 ssl")]
+    assert "return 301 https://registry.example.com:8443$request_uri;" in plaintext
     assert "proxy_pass" not in plaintext
 
 
+def test_nginx_plaintext_server_answers_every_host_name() -> None:
+    """The image's default site must never answer: ours is the default server of port 80, for any Host."""
+    conf = render_nginx_conf(PROXY)
+    plaintext = conf[conf.index("listen 80 default_server;") : conf.index("listen 443 ssl")]
+    assert "server_name _;" in plaintext
+
+
+def test_nginx_tls_server_is_the_default_server() -> None:
+    assert tls_server(render_nginx_conf(PROXY)).startswith("listen 443 ssl default_server;")
+
+
 def test_nginx_redirect_to_the_default_port_has_no_port() -> None:
-    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "https_port": 443}))
-    assert "return 301 https://$host$request_uri;" in conf
+    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "endpoint": "registry.example.com"}))
+    assert "return 301 https://registry.example.com$request_uri;" in conf
 
 
 def test_nginx_without_plaintext_port_has_no_plaintext_server() -> None:
@@ -176,16 +188,9 @@ def test_hyper_config_parses_back() -> None:
     }
 
 
-def test_joxit_environment() -> None:
-    env = joxit_ui_environment(
-        registry_upstream="registry:5000",
-        title="Team: images",
-        delete_images=False,
-        pull_url="r.example.com",
-        secured=True,
-    )
+def test_joxit_environment_behind_the_proxy_does_not_reach_the_registry() -> None:
+    env = joxit_ui_environment(title="Team: images", delete_images=False, pull_url="r.example.com", secured=True)
     assert env == {
-        "NGINX_PROXY_PASS_URL": "http://registry:5000",
         "SINGLE_REGISTRY": "true",
         "REGISTRY_TITLE": "Team: images",
         "DELETE_IMAGES": "false",
@@ -193,6 +198,41 @@ def test_joxit_environment() -> None:
         "PULL_URL": "r.example.com",
         "REGISTRY_SECURED": "true",
     }
+
+
+def test_joxit_published_on_its_own_port_proxies_the_registry_through_dockers_dns() -> None:
+    env = joxit_ui_environment(
+        title="t", delete_images=True, pull_url="r", secured=False, registry_proxy="registry:5000"
+    )
+    assert env["NGINX_PROXY_PASS_URL"] == "http://registry:5000"
+    assert env["NGINX_RESOLVER"] == "127.0.0.11"
+
+
+def sed_replacement(value: str) -> str:
+    """What sed makes of `value` as the replacement of `s~PLACEHOLDER~value~` (GNU and busybox agree): `&`
+    is the matched text, a backslash escapes the next character. Refuses what would end the expression."""
+    out, chars = [], iter(value)
+    for char in chars:
+        if char == "\\":
+            out.append(next(chars))
+        elif char == "&":
+            out.append("${REGISTRY_TITLE}")
+        else:
+            assert char != "~", f"an unescaped ~ ends the sed expression: {value!r}"
+            out.append(char)
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    "title", ["R&D Registry", "a ~ b", "back\\slash", 'say "hi" <b>', "costs $5 ${PULL_URL}", "Équipe 日本 'x'"]
+)
+def test_joxit_title_survives_sed_and_html(title: str) -> None:
+    """Joxit's entrypoint puts the title through sed into an HTML attribute: the browser must read it back."""
+    value = joxit_ui_environment(title=title, delete_images=True, pull_url="r", secured=False)["REGISTRY_TITLE"]
+    in_html = sed_replacement(value)
+    assert "${" not in in_html, "a placeholder the next sed line (or a restart) would edit again"
+    assert not set(in_html) & set('"<>'), in_html
+    assert html.unescape(in_html) == title
 
 
 def test_rendering_is_deterministic() -> None:
@@ -286,7 +326,7 @@ def test_ui_location_forbids_framing_and_sniffing() -> None:
 
 def test_health_endpoint_listens_on_loopback_only() -> None:
     conf = render_nginx_conf(PROXY)
-    health = conf[conf.index("listen 127.0.0.1:8081;") : conf.index("listen 80;")]
+    health = conf[conf.index("listen 127.0.0.1:8081;") : conf.index("listen 80 default_server;")]
     assert "location = /healthz" in health
     assert "proxy_pass" not in health
 
