@@ -81,7 +81,11 @@ build_one() {
     "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY_MIRROR $SUITE-security main"
   docker import "$work/rootfs.tar" "$tag-rootfs" >/dev/null
   # The legacy builder: FROM a local image never pulls, and the context is just the Dockerfile.
-  DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$work/context" >/dev/null
+  # (Its deprecation notice is printed only when the build fails.)
+  DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$work/context" >/dev/null 2>"$work/build.err" || {
+    cat "$work/build.err" >&2
+    return 1
+  }
   docker rmi "$tag-rootfs" >/dev/null
   rm -rf "$work"
   echo "images: built $tag"
