@@ -24,9 +24,7 @@ CA_CERT_KEPT_INPUTS = ["subject", "validity_period_hours", "allowed_uses"]
 _PROVIDER_ALGORITHM = {KeyAlgorithm.ECDSA: "ECDSA", KeyAlgorithm.RSA: "RSA"}
 
 
-def private_key(
-    name: str, algorithm: KeyAlgorithm, opts: pulumi.ResourceOptions
-) -> tls.PrivateKey:
+def private_key(name: str, algorithm: KeyAlgorithm, opts: pulumi.ResourceOptions) -> tls.PrivateKey:
     """ECDSA keys on P-256 (the provider defaults to P-224, which TLS clients reject), RSA with 2048 bits."""
     if algorithm is KeyAlgorithm.ECDSA:
         return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
@@ -101,7 +99,9 @@ class CertificateAuthority(pulumi.ComponentResource):
         if algorithm and algorithm != _PROVIDER_ALGORITHM[args.key_algorithm]:
             kept.append(f"tls.keyAlgorithm {args.key_algorithm.value} (the CA's key is {algorithm})")
         # An output type (the engine) or a plain dict (mocks); "organization" is the same name in both.
-        organization = subject.get("organization") if isinstance(subject, dict) else getattr(subject, "organization", None)
+        organization = (
+            subject.get("organization") if isinstance(subject, dict) else getattr(subject, "organization", None)
+        )
         if organization and organization != args.organization:
             kept.append(f"tls.organization {args.organization!r} (the CA's is {organization!r})")
         if validity_hours and int(validity_hours) != args.validity_days * 24:

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import UiFlavor, UiSettings
-from components.docker_common import NGINX_CAPABILITIES, ContainerPlacement, Hardening
+from components.docker_common import ContainerPlacement, Hardening
 from components.rendering import HyperUiConfig, joxit_ui_environment, render_hyper_ui_config
 
 UI_ALIAS = "ui"
@@ -22,13 +22,19 @@ UI_INTERNAL_PORT = {UiFlavor.JOXIT: 8080, UiFlavor.HYPER: 8080}
 HYPER_CONFIG_PATH = "/conf/config.yml"
 
 
+# hyper is Tomcat 7 on Java 7, which sizes its heap from the host's memory, not the container's limit:
+# cap the heap well inside the limit, or the kernel kills it under load.
+HYPER_MEMORY_MIB = 512
+HYPER_JAVA_OPTIONS = "CATALINA_OPTS=-Xmx320m"
+
+
 def ui_hardening(flavor: UiFlavor) -> Hardening:
-    """Joxit as its nginx user needs no capability at all. hyper is a Java web app, so it gets more memory;
-    its healthcheck and capabilities are not verified on a real hyper image here."""
+    """Neither UI needs a capability: Joxit runs as its nginx user on 8080; hyper runs as root on 8080 and
+    writes only root-owned paths (Tomcat's work, temp and logs, its H2 database), which needs no
+    DAC_OVERRIDE. hyper's healthcheck and hardening are not verified on a real hyper image here."""
     return Hardening(
-        memory_mib=512 if flavor is UiFlavor.HYPER else 256,
+        memory_mib=HYPER_MEMORY_MIB if flavor is UiFlavor.HYPER else 256,
         healthcheck=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{UI_INTERNAL_PORT[flavor]}/"],
-        capabilities=NGINX_CAPABILITIES if flavor is UiFlavor.HYPER else (),
     )
 
 
@@ -84,6 +90,7 @@ class RegistryUi(pulumi.ComponentResource):
                 )
             )
             uploads = [docker.ContainerUploadArgs(file=HYPER_CONFIG_PATH, content=hyper_config, permissions="0644")]
+            envs = [HYPER_JAVA_OPTIONS]
 
         image = docker.RemoteImage(f"{name}-image", name=settings.resolved_image, keep_locally=True, opts=child)
         ports = (

@@ -15,6 +15,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v chromium >/dev/null || need+=(chromium)  # the live UI tests drive it with Playwright
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing ${need[*]}" >&2

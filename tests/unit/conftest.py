@@ -18,7 +18,6 @@ import pytest
 
 from tests.harness import PROJECT, ProgramRun, plain, run_program, secret
 
-
 # Certificates start at today's midnight (UTC): stable within a test run, and never near an expiry the program
 # warns about because of the day the tests happen to run.
 VALIDITY_START = datetime.datetime.now(datetime.UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -202,8 +202,12 @@ def test_preview_says_which_ca_settings_wait_for_a_new_generation() -> None:
     warnings = run_program(config, KeptCaMocks()).warnings
     kept = [w for w in warnings if w.startswith("the CA is kept")]
     assert len(kept) == 1
-    for expected in ["tls.keyAlgorithm ECDSA (the CA's key is RSA)", "tls.organization 'Acme' (the CA's is 'Old')",
-                     "tls.caValidityDays 3650 (the CA was made for 20 days)", "raise tls.caGeneration (now 1)"]:
+    for expected in [
+        "tls.keyAlgorithm ECDSA (the CA's key is RSA)",
+        "tls.organization 'Acme' (the CA's is 'Old')",
+        "tls.caValidityDays 3650 (the CA was made for 20 days)",
+        "raise tls.caGeneration (now 1)",
+    ]:
         assert expected in kept[0], kept[0]
     expiring = [w for w in warnings if w.startswith("the CA expires on")]
     assert len(expiring) == 1 and "sooner than a server certificate signed now (365 days)" in expiring[0]
@@ -332,7 +336,8 @@ def test_hyper_ui_gets_the_recipe_config_file(run: Run) -> None:
         "registry": {"url": "http://registry:5000/v2", "name": "registry.example.com:8443", "readonly": False},
         "auth": {"enabled": False},
     }
-    assert ui.get("envs", []) == []
+    assert ui["envs"] == ["CATALINA_OPTS=-Xmx320m"]  # Java 7 would size its heap from the host's memory
+    assert ui["capabilities"] == {"drops": ["ALL"], "adds": []}
 
 
 # ---- the proxy ----
@@ -431,7 +436,10 @@ def test_same_config_declares_identical_inputs(run: Run) -> None:
             {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"},
         ),
         # The CA keeps its key, subject and lifetime: only a new tls.caGeneration replaces it.
-        ({"tls": {"organization": "Acme"}}, {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"}),
+        (
+            {"tls": {"organization": "Acme"}},
+            {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"},
+        ),
         ({"tls": {"caValidityDays": 7300}}, set()),
         (
             {"tls": {"keyAlgorithm": "RSA"}},
