@@ -13,10 +13,9 @@ from typing import Any
 import docker
 import pytest
 import yaml
-from playwright.sync_api import Page
 
 from tests.live import realizer
-from tests.live.browser import browser_page
+from tests.live.browser import view_ui
 from tests.live.clients import curl, run, status_and_body, wait_until
 from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
 from tests.live.registry_api import RegistryClient
@@ -133,18 +132,9 @@ def test_ui_stays_up_across_registry_and_ui_replacements(open_stack: LiveStack, 
 
 
 def assert_catalog_in_browser(stack: LiveStack, repositories: list[str]) -> None:
-    credentials = stack.login if stack.users else None
-    with browser_page(stack.hostname, credentials) as page:
-        open_ui(page, stack)
-        assert page.locator("#status").inner_text() == f"catalog: {len(repositories)} repositories"
-        assert sorted(page.locator("#repositories li").all_inner_texts()) == sorted(repositories)
-
-
-def open_ui(page: Page, stack: LiveStack) -> None:
-    """Open uiUrl and wait until the page's app has asked the registry for the catalog (it may have failed)."""
-    response = page.goto(stack.outputs["uiUrl"])
-    assert response is not None and response.status == 200
-    page.evaluate("() => window.registryUi.ready")
+    view = view_ui(stack.outputs["uiUrl"], stack.hostname, stack.login if stack.users else None)
+    assert view.status == f"catalog: {len(repositories)} repositories"
+    assert sorted(view.repositories) == sorted(repositories)
 
 
 @pytest.mark.parametrize("which", ["stack", "open_stack"])
@@ -155,15 +145,17 @@ def test_ui_lists_tags_and_deletes_through_the_proxy(request: pytest.FixtureRequ
     for tag in ("1", "2"):
         api.push_image(repo, tag, [os.urandom(2048), tag.encode() * 64])
     title = yaml.safe_load(live.config_file.read_text())["config"]["private-registry:ui"]["title"]
-    credentials = live.login if live.users else None
-    with browser_page(live.hostname, credentials) as page:
-        open_ui(page, live)
-        assert page.title() == title
-        assert page.locator("h1").inner_text() == title
-        assert repo in page.locator("#repositories li").all_inner_texts()
-        assert sorted(page.evaluate("repo => window.registryUi.listTags(repo)", repo)) == ["1", "2"]
-        deleted = page.evaluate("([repo, tag]) => window.registryUi.deleteTag(repo, tag)", [repo, "1"])
-        assert deleted["status"] == 202
+    view = view_ui(
+        live.outputs["uiUrl"],
+        live.hostname,
+        live.login if live.users else None,
+        tags_of=repo,
+        delete=(repo, "1"),
+    )
+    assert (view.title, view.heading) == (title, title)
+    assert repo in view.repositories
+    assert view.tags is not None and sorted(view.tags) == ["1", "2"]
+    assert view.deleted is not None and view.deleted["status"] == 202
     assert api.tags(repo).json()["tags"] == ["2"]
     api.request("DELETE", f"/v2/{repo}/manifests/{api.get_manifest(repo, '2').headers['Docker-Content-Digest']}")
 
@@ -174,9 +166,7 @@ def test_ui_title_survives_a_restart(open_stack: LiveStack) -> None:
     ui = open_stack.container("ui")
     ui.restart(timeout=10)
     wait_until(lambda: ui_state(open_stack)[3] == "healthy", 60, "the UI healthy after its restart")
-    with browser_page(open_stack.hostname) as page:
-        open_ui(page, open_stack)
-        assert page.locator("h1").inner_text() == title
+    assert view_ui(open_stack.outputs["uiUrl"], open_stack.hostname).heading == title
 
 
 def test_up_fails_while_a_container_never_gets_healthy(open_stack: LiveStack, tmp_path: Path) -> None:
