@@ -42,11 +42,11 @@ import docker
 import httpx
 import jinja2
 
-from tests.harness import stack_config
-from tests.live import realizer
-from tests.live.clients import hosts_entry
-from tests.live.docker_provider import LIVE_STACK_LABEL
-from tests.live.registry_api import (
+from harness import realizer
+from harness.clients import hosts_entry
+from harness.docker_provider import LIVE_STACK_LABEL
+from harness.program import stack_config
+from harness.registry_api import (
     CONFIG_V1,
     LAYER_GZIP,
     MANIFEST_V2,

@@ -3,20 +3,29 @@
 # lint and type checks, unit tests and live tests. `.ci/run` calls exactly this.
 #
 #   scripts/test.sh                 everything
-#   scripts/test.sh -m unit         extra arguments go to pytest (here: unit tests only)
+#   scripts/test.sh -k registry     extra arguments go to pytest
+#   scripts/test.sh --unit          lint, types and unit tests only: no Docker engine, images or browser
 #
 # The opt-in Automation API test (real `pulumi up`, needs the Pulumi CLI) is not part of it:
 #   venv/bin/python -m pytest -m automation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+unit_only=false
+if [ "${1:-}" = "--unit" ]; then
+  unit_only=true
+  shift
+fi
+
 need=()
-command -v curl >/dev/null || need+=(curl)
-command -v openssl >/dev/null || need+=(openssl)
-command -v skopeo >/dev/null || need+=(skopeo)
-command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-command -v chromium >/dev/null || need+=(chromium)  # the live UI tests drive it with Playwright
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if ! $unit_only; then
+  command -v curl >/dev/null || need+=(curl)
+  command -v openssl >/dev/null || need+=(openssl)
+  command -v skopeo >/dev/null || need+=(skopeo)
+  command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+  command -v chromium >/dev/null || need+=(chromium)  # the live UI tests drive it with Playwright
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing ${need[*]}" >&2
   apt-get update -qq
@@ -33,11 +42,16 @@ if [ ! -x venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; the
   echo "$want" >"$stamp"
 fi
 
-scripts/docker-engine.sh
-images/build.sh
+if ! $unit_only; then
+  scripts/docker-engine.sh
+  images/build.sh
+fi
 
 venv/bin/ruff check .
 venv/bin/ruff format --check .
 venv/bin/mypy
 
+if $unit_only; then
+  exec venv/bin/python -m pytest -m unit "$@"
+fi
 exec venv/bin/python -m pytest -m "not automation" "$@"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PROJECT_DIR, stack_config
+from harness.program import PROJECT_DIR, stack_config
 
 pytestmark = [
     pytest.mark.automation,

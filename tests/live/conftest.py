@@ -20,11 +20,11 @@ import docker
 import pytest
 from docker.errors import DockerException, ImageNotFound
 
-from tests.harness import PROJECT_DIR, stack_config
-from tests.live import realizer
-from tests.live.clients import docker_login, hosts_entry
-from tests.live.docker_provider import LIVE_STACK_LABEL
-from tests.live.registry_api import RegistryClient
+from harness import realizer
+from harness.clients import docker_login, hosts_entry
+from harness.docker_provider import LIVE_STACK_LABEL
+from harness.program import PROJECT_DIR, stack_config
+from harness.registry_api import RegistryClient
 
 STACKS_DIR = PROJECT_DIR / "tests" / "live" / "stacks"
 LIVE_STACK = STACKS_DIR / "live.yaml"

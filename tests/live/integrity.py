@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docker
 
-from tests.live.registry_api import RegistryClient, sha256_digest
+from harness.registry_api import RegistryClient, sha256_digest
 
 STORAGE = Path("docker/registry/v2")
 

@@ -12,12 +12,12 @@ import docker
 import pytest
 import yaml
 
-from tests.live import realizer
+from harness import realizer
+from harness.clients import curl, docker_login, run, status_and_body, wait_until
+from harness.registry_api import RegistryClient
 from tests.live.browser import view_ui
-from tests.live.clients import curl, docker_login, run, status_and_body, wait_until
 from tests.live.conftest import LiveStack
 from tests.live.integrity import assert_nothing_lost
-from tests.live.registry_api import RegistryClient
 
 pytestmark = pytest.mark.live
 

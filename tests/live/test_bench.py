@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PROJECT_DIR
+from harness.program import PROJECT_DIR
 
 pytestmark = pytest.mark.live
 

@@ -15,12 +15,12 @@ import pytest
 import requests
 from docker.errors import NotFound
 
-from tests.live import realizer
-from tests.live.clients import run, wait_until
+from harness import realizer
+from harness.clients import run, wait_until
+from harness.docker_provider import LIVE_STACK_LABEL
+from harness.registry_api import RegistryClient, sha256_digest
 from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
-from tests.live.docker_provider import LIVE_STACK_LABEL
 from tests.live.integrity import assert_nothing_lost, volume_root
-from tests.live.registry_api import RegistryClient, sha256_digest
 
 pytestmark = pytest.mark.live
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.live import realizer
+from harness import realizer
+from harness.registry_api import RegistryClient, sha256_digest
 from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
 from tests.live.integrity import assert_nothing_lost, volume_root
-from tests.live.registry_api import RegistryClient, sha256_digest
 
 pytestmark = pytest.mark.live
 

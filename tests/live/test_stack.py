@@ -17,10 +17,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.live import realizer
-from tests.live.clients import curl, run, status_and_body
+from harness import realizer
+from harness.clients import curl, run, status_and_body
+from harness.docker_provider import LIVE_STACK_LABEL
 from tests.live.conftest import STACKS_DIR, LiveStack
-from tests.live.docker_provider import LIVE_STACK_LABEL
 
 pytestmark = pytest.mark.live
 
@@ -247,7 +247,7 @@ def test_a_second_stack_coexists_and_down_removes_it(
     second = STACKS_DIR / "second.yaml"
     realizer.down(second, volumes=True, client=engine)
     outputs_file = tmp_path / "outputs.json"
-    run(sys.executable, "-m", "tests.live", "up", "--config", str(second), "--outputs", str(outputs_file), timeout=300)
+    run(sys.executable, "-m", "harness", "up", "--config", str(second), "--outputs", str(outputs_file), timeout=300)
     outputs: dict[str, Any] = json.loads(outputs_file.read_text())
     label = {"label": f"{LIVE_STACK_LABEL}=second"}
     try:
@@ -274,9 +274,9 @@ def test_a_second_stack_coexists_and_down_removes_it(
         )
         assert "OK - Compliant." in scan.stdout, scan.stdout[-3000:]
     finally:
-        run(sys.executable, "-m", "tests.live", "down", "--config", str(second), timeout=300)
+        run(sys.executable, "-m", "harness", "down", "--config", str(second), timeout=300)
     assert engine.containers.list(all=True, filters=label) == []
     assert engine.networks.list(filters=label) == []
     assert [v.name for v in engine.volumes.list(filters=label)] == ["private-registry-second-registry-data"]
-    run(sys.executable, "-m", "tests.live", "down", "--config", str(second), "--volumes", timeout=300)
+    run(sys.executable, "-m", "harness", "down", "--config", str(second), "--volumes", timeout=300)
     assert engine.volumes.list(filters=label) == []

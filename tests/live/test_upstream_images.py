@@ -14,11 +14,11 @@ import docker
 import pytest
 import yaml
 
-from tests.live import realizer
+from harness import realizer
+from harness.clients import curl, run, status_and_body, wait_until
+from harness.registry_api import RegistryClient
 from tests.live.browser import view_ui
-from tests.live.clients import curl, run, status_and_body, wait_until
 from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
-from tests.live.registry_api import RegistryClient
 
 pytestmark = pytest.mark.live
 

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from tests.harness import PROJECT, ProgramRun, plain, run_program, secret
+from harness.program import PROJECT, ProgramRun, plain, run_program, secret
 
 # Certificates start at today's midnight (UTC): stable within a test run, and never near an expiry the program
 # warns about because of the day the tests happen to run.

@@ -11,7 +11,7 @@ import pulumi
 import pytest
 import yaml
 
-from tests.harness import PROJECT_DIR, ProgramRun, is_secret, plain, run_program, stack_config
+from harness.program import PROJECT_DIR, ProgramRun, is_secret, plain, run_program, stack_config
 from tests.unit.conftest import BASE_CONFIG, VALIDITY_START, FakeMocks, namespaced, rfc3339
 
 pytestmark = pytest.mark.unit

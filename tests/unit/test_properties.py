@@ -22,7 +22,7 @@ from components.rendering import (
     render_nginx_conf,
     render_registry_config,
 )
-from tests.harness import run_program
+from harness.program import run_program
 from tests.unit.conftest import FakeMocks
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ from typing import Any
 
 import bcrypt
 
-from tests.live.errors import UnsupportedInput, require_known
+from harness.errors import UnsupportedInput, require_known
 
 DEFAULT_SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
 

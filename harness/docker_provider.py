@@ -24,7 +24,7 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import LogConfig
 
-from tests.live.errors import UnsupportedInput, require_known
+from harness.errors import UnsupportedInput, require_known
 
 LIVE_STACK_LABEL = "org.private-registry.live-stack"
 

@@ -1,7 +1,7 @@
 """Bring a stack up or down on the local Docker engine with the realizer.
 
-python -m tests.live up   --config tests/live/stacks/live.yaml [--outputs outputs.json]
-python -m tests.live down --config tests/live/stacks/live.yaml [--volumes]
+python -m harness up   --config tests/live/stacks/live.yaml [--outputs outputs.json]
+python -m harness down --config tests/live/stacks/live.yaml [--volumes]
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from tests.live import realizer
+from harness import realizer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.live", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="create or converge the stack; print (and write) its outputs")
     up.add_argument("--config", type=Path, required=True, help="a Pulumi.<stack>.yaml-style file")

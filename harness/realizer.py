@@ -21,9 +21,9 @@ import docker
 import pulumi
 from docker.errors import NotFound
 
-from tests.harness import PROJECT_DIR, ProgramRun, plain, run_program, secret, stack_config
-from tests.live import docker_provider, random_provider, tls_provider
-from tests.live.errors import UnsupportedInput
+from harness import docker_provider, random_provider, tls_provider
+from harness.errors import UnsupportedInput
+from harness.program import PROJECT_DIR, ProgramRun, plain, run_program, secret, stack_config
 
 STATE_DIR = PROJECT_DIR / ".live-state"
 
