@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pulumi
 import pulumi_docker as docker
@@ -74,29 +74,101 @@ class Hardening:
     memory_mib: int
     """Memory limit; swap is limited to the same amount (no swap)."""
     healthcheck: list[str]
-    """The healthcheck command (Docker `tests` form)."""
+    """The healthcheck command (Docker `tests` form); `pulumi up` waits until it passes."""
     capabilities: tuple[str, ...] = ()
     """Capabilities added back after dropping ALL."""
+    user: str | None = None
+    """user[:group] the container runs as; None keeps the image's own user."""
 
-    def container_args(self) -> dict[str, Any]:
-        """Keyword arguments for docker.Container."""
-        return {
-            "security_opts": ["no-new-privileges:true"],
-            "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(self.capabilities)),
-            "memory": self.memory_mib,
-            "memory_swap": self.memory_mib,
-            "healthcheck": docker.ContainerHealthcheckArgs(
-                tests=self.healthcheck, interval=HEALTHCHECK_INTERVAL, timeout="5s", start_period="10s", retries=3
-            ),
-            "wait": True,
-            "wait_timeout": HEALTHY_WAIT_SECONDS,
-            "log_driver": "json-file",
-            "log_opts": LOG_OPTIONS,
-            "restart": RESTART_POLICY,
-            "destroy_grace_seconds": STOP_GRACE_SECONDS,
-        }
 
-    @staticmethod
-    def resource_options(parent: pulumi.Resource) -> pulumi.ResourceOptions:
+@dataclass(frozen=True)
+class PublishedPort:
+    """A container port published on the stack's bind address."""
+
+    internal: int
+    external: int
+    """Host port; 0 leaves the container port unpublished."""
+
+
+@dataclass(frozen=True)
+class HardenedContainerArgs:
+    """Everything that differs between the stack's containers; the rest is the same for all of them."""
+
+    role: str
+    """Docker name suffix (`<project>-<stack>-<role>`) and the component label."""
+    image: str
+    placement: ContainerPlacement
+    hardening: Hardening
+    network_aliases: tuple[str, ...] = ()
+    """Names the other containers reach this one by on the stack's network."""
+    ports: tuple[PublishedPort, ...] = ()
+    envs: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    """Arguments to the image's entrypoint; empty keeps the image's CMD."""
+    uploads: tuple[docker.ContainerUploadArgs, ...] = ()
+    volumes: tuple[docker.ContainerVolumeArgs, ...] = ()
+    stop_signal: str | None = None
+    """None keeps the image's STOPSIGNAL."""
+    previous_name: str | None = None
+    """The name the owning component had before (`<previous_name>-image`, `-container` become aliases)."""
+
+
+def hardened_container(name: str, args: HardenedContainerArgs, parent: pulumi.Resource) -> docker.Container:
+    """The image and the container of one component, declared the same way for all of them.
+
+    `<name>-image` is a `RemoteImage` kept on the host when the stack goes (other containers may use it);
+    the container references its ID, so a new image replaces the container. `<name>-container` runs with the
+    hardening, on the stack's network, its ports on the bind address only, labelled with the stack.
+    """
+    image = docker.RemoteImage(
+        f"{name}-image",
+        name=args.image,
+        keep_locally=True,
+        opts=pulumi.ResourceOptions(parent=parent, aliases=_previous(args.previous_name, "image")),
+    )
+    hardening = args.hardening
+    placement = args.placement
+    return docker.Container(
+        f"{name}-container",
+        name=placement.scope.docker_name(args.role),
+        image=image.image_id,
+        command=list(args.command) or None,
+        envs=list(args.envs) or None,
+        user=hardening.user,
+        uploads=list(args.uploads),
+        volumes=list(args.volumes) or None,
+        networks_advanced=[
+            docker.ContainerNetworksAdvancedArgs(
+                name=placement.network_name, aliases=list(args.network_aliases) or None
+            )
+        ],
+        ports=[
+            docker.ContainerPortArgs(internal=port.internal, external=port.external, ip=placement.bind_address)
+            for port in args.ports
+            if port.external
+        ],
+        stop_signal=args.stop_signal,
+        labels=placement.scope.labels(docker.ContainerLabelArgs, args.role),
+        security_opts=["no-new-privileges:true"],
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(hardening.capabilities)),
+        memory=hardening.memory_mib,
+        memory_swap=hardening.memory_mib,
+        healthcheck=docker.ContainerHealthcheckArgs(
+            tests=hardening.healthcheck, interval=HEALTHCHECK_INTERVAL, timeout="5s", start_period="10s", retries=3
+        ),
+        wait=True,
+        wait_timeout=HEALTHY_WAIT_SECONDS,
+        log_driver="json-file",
+        log_opts=LOG_OPTIONS,
+        restart=RESTART_POLICY,
+        destroy_grace_seconds=STOP_GRACE_SECONDS,
         # The provider updates a changed healthcheck in state only, never on the running container: replace it.
-        return pulumi.ResourceOptions(parent=parent, replace_on_changes=["healthcheck"])
+        opts=pulumi.ResourceOptions(
+            parent=parent, replace_on_changes=["healthcheck"], aliases=_previous(args.previous_name, "container")
+        ),
+    )
+
+
+def _previous(previous_name: str | None, role: str) -> list[pulumi.Input[str] | pulumi.Alias]:
+    """An alias to the name a child had under its component's previous name (same type, same parent)."""
+    return [pulumi.Alias(name=f"{previous_name}-{role}")] if previous_name else []

@@ -71,7 +71,7 @@ class PrivateRegistry(pulumi.ComponentResource):
             opts=child,
         )
         server_cert = ServerCertificate(
-            f"{name}-server-cert",
+            f"{name}-tls",
             ServerCertificateArgs(
                 common_name=settings.hostname,
                 dns_names=settings.certificate_dns_names,
@@ -81,12 +81,14 @@ class PrivateRegistry(pulumi.ComponentResource):
                 validity_days=settings.tls.cert_validity_days,
                 early_renewal_days=settings.tls.early_renewal_days,
                 ca=ca,
+                previous_name=f"{name}-server-cert",
             ),
-            opts=child,
+            # Named "<name>-server-cert" before: the aliases keep the key and certificate of existing stacks.
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-server-cert")]),
         )
 
         registry = Registry(
-            f"{name}-registry",
+            f"{name}-distribution",
             RegistryArgs(
                 settings=settings.registry,
                 placement=placement,
@@ -94,8 +96,10 @@ class PrivateRegistry(pulumi.ComponentResource):
                 http_secret=self._http_secret(name, settings, child),
                 auth=settings.auth,
                 published_port=settings.registry_port,
+                previous_name=f"{name}-registry",
             ),
-            opts=child,
+            # Named "<name>-registry" before: the aliases keep every existing stack's resources, data included.
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-registry")]),
         )
 
         ui_upstream: str | None = None

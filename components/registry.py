@@ -8,7 +8,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import AuthSettings, RegistrySettings
-from components.docker_common import ContainerPlacement, Hardening
+from components.docker_common import (
+    ContainerPlacement,
+    HardenedContainerArgs,
+    Hardening,
+    PublishedPort,
+    hardened_container,
+)
 from components.rendering import (
     HTPASSWD_PATH,
     REGISTRY_DATA_DIR,
@@ -41,6 +47,8 @@ class RegistryArgs:
     auth: AuthSettings
     published_port: int
     """Host port for the registry's own plain-HTTP port 5000; 0 publishes none."""
+    previous_name: str | None = None
+    """The component's name in earlier versions of the program (its children keep their state through aliases)."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -55,7 +63,6 @@ class Registry(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:registry:Registry", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         scope = args.placement.scope
         settings = args.settings
 
@@ -65,10 +72,12 @@ class Registry(pulumi.ComponentResource):
             f"{name}-data",
             name=scope.docker_name("registry-data"),
             labels=scope.labels(docker.VolumeLabelArgs, "registry-data"),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                retain_on_delete=True,
+                aliases=[pulumi.Alias(name=f"{args.previous_name}-data")] if args.previous_name else None,
+            ),
         )
-        # keep_locally: a destroy must not delete an image other containers on the host may use.
-        image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
 
         config_path = settings.resolved_config_path
         auth = args.auth
@@ -89,30 +98,22 @@ class Registry(pulumi.ComponentResource):
             passwords = {user: password.get_secret_value() for user, password in auth.users.items()}
             htpasswd = http_secret.apply(lambda key: render_htpasswd(passwords, salt_key=key))
             uploads.append(docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions="0644"))
-        ports = (
-            [
-                docker.ContainerPortArgs(
-                    internal=REGISTRY_PORT, external=args.published_port, ip=args.placement.bind_address
-                )
-            ]
-            if args.published_port
-            else []
-        )
-        container = docker.Container(
-            f"{name}-container",
-            name=scope.docker_name("registry"),
-            image=image.image_id,
-            # The image's entrypoint serves the config file it is given, whatever its default path.
-            command=[config_path],
-            uploads=uploads,
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=REGISTRY_DATA_DIR)],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[REGISTRY_ALIAS])
-            ],
-            ports=ports,
-            labels=scope.labels(docker.ContainerLabelArgs, "registry"),
-            **REGISTRY_HARDENING.container_args(),
-            opts=Hardening.resource_options(self),
+        container = hardened_container(
+            name,
+            HardenedContainerArgs(
+                role="registry",
+                image=settings.image,
+                placement=args.placement,
+                hardening=REGISTRY_HARDENING,
+                network_aliases=(REGISTRY_ALIAS,),
+                ports=(PublishedPort(internal=REGISTRY_PORT, external=args.published_port),),
+                # The image's entrypoint serves the config file it is given, whatever its default path.
+                command=(config_path,),
+                uploads=tuple(uploads),
+                volumes=(docker.ContainerVolumeArgs(volume_name=volume.name, container_path=REGISTRY_DATA_DIR),),
+                previous_name=args.previous_name,
+            ),
+            parent=self,
         )
 
         self.container_name = container.name

@@ -8,7 +8,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import UiFlavor, UiSettings
-from components.docker_common import ContainerPlacement, Hardening
+from components.docker_common import (
+    ContainerPlacement,
+    HardenedContainerArgs,
+    Hardening,
+    PublishedPort,
+    hardened_container,
+)
 from components.rendering import HyperUiConfig, joxit_ui_environment, render_hyper_ui_config
 
 UI_ALIAS = "ui"
@@ -35,6 +41,7 @@ def ui_hardening(flavor: UiFlavor) -> Hardening:
     return Hardening(
         memory_mib=HYPER_MEMORY_MIB if flavor is UiFlavor.HYPER else 256,
         healthcheck=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{UI_INTERNAL_PORT[flavor]}/"],
+        user=JOXIT_USER if flavor is UiFlavor.JOXIT else None,
     )
 
 
@@ -62,11 +69,9 @@ class RegistryUi(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegistryUiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:ui:RegistryUi", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
         if settings.flavor is UiFlavor.NONE:
             raise ValueError("RegistryUi needs a UI flavor; ui.flavor 'none' declares no UI")
-        scope = args.placement.scope
         internal_port = UI_INTERNAL_PORT[settings.flavor]
 
         envs: list[str] = []
@@ -92,30 +97,19 @@ class RegistryUi(pulumi.ComponentResource):
             uploads = [docker.ContainerUploadArgs(file=HYPER_CONFIG_PATH, content=hyper_config, permissions="0644")]
             envs = [HYPER_JAVA_OPTIONS]
 
-        image = docker.RemoteImage(f"{name}-image", name=settings.resolved_image, keep_locally=True, opts=child)
-        ports = (
-            [
-                docker.ContainerPortArgs(
-                    internal=internal_port, external=args.published_port, ip=args.placement.bind_address
-                )
-            ]
-            if args.published_port
-            else []
-        )
-        container = docker.Container(
-            f"{name}-container",
-            name=scope.docker_name("ui"),
-            image=image.image_id,
-            envs=envs,
-            user=JOXIT_USER if settings.flavor is UiFlavor.JOXIT else None,
-            uploads=uploads,
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name, aliases=[UI_ALIAS])
-            ],
-            ports=ports,
-            labels=scope.labels(docker.ContainerLabelArgs, "ui"),
-            **ui_hardening(settings.flavor).container_args(),
-            opts=Hardening.resource_options(self),
+        container = hardened_container(
+            name,
+            HardenedContainerArgs(
+                role="ui",
+                image=settings.resolved_image,
+                placement=args.placement,
+                hardening=ui_hardening(settings.flavor),
+                network_aliases=(UI_ALIAS,),
+                ports=(PublishedPort(internal=internal_port, external=args.published_port),),
+                envs=tuple(envs),
+                uploads=tuple(uploads),
+            ),
+            parent=self,
         )
 
         self.container_name = container.name

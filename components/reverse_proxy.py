@@ -8,7 +8,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import ProxySettings
-from components.docker_common import NGINX_CAPABILITIES, ContainerPlacement, Hardening
+from components.docker_common import (
+    NGINX_CAPABILITIES,
+    ContainerPlacement,
+    HardenedContainerArgs,
+    Hardening,
+    PublishedPort,
+    hardened_container,
+)
 from components.rendering import ProxyConfig, render_nginx_conf
 
 # The nginx image's own default site (a welcome page on port 80, answering any Host our site does not name):
@@ -53,10 +60,6 @@ class ReverseProxy(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ReverseProxyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:proxy:ReverseProxy", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        scope = args.placement.scope
-        bind = args.placement.bind_address
-
         self.site_config = render_nginx_conf(
             ProxyConfig(
                 server_name=args.server_name,
@@ -70,32 +73,31 @@ class ReverseProxy(pulumi.ComponentResource):
                 health_port=HEALTH_PORT,
             )
         )
-        ports = [docker.ContainerPortArgs(internal=HTTPS_INTERNAL_PORT, external=args.https_port, ip=bind)]
-        if args.http_port:
-            ports.append(docker.ContainerPortArgs(internal=HTTP_INTERNAL_PORT, external=args.http_port, ip=bind))
-
-        image = docker.RemoteImage(f"{name}-image", name=args.settings.image, keep_locally=True, opts=child)
-        container = docker.Container(
-            f"{name}-container",
-            name=scope.docker_name("proxy"),
-            image=image.image_id,
-            uploads=[
-                docker.ContainerUploadArgs(file=SITE_CONFIG_PATH, content=self.site_config, permissions="0644"),
-                docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem, permissions="0644"),
-                # Read by the nginx master process (root) before it drops privileges.
-                docker.ContainerUploadArgs(
-                    file=CERTIFICATE_KEY_PATH,
-                    content=pulumi.Output.secret(args.certificate_key_pem),
-                    permissions="0600",
+        container = hardened_container(
+            name,
+            HardenedContainerArgs(
+                role="proxy",
+                image=args.settings.image,
+                placement=args.placement,
+                hardening=PROXY_HARDENING,
+                ports=(
+                    PublishedPort(internal=HTTPS_INTERNAL_PORT, external=args.https_port),
+                    PublishedPort(internal=HTTP_INTERNAL_PORT, external=args.http_port),
                 ),
-            ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.placement.network_name)],
-            ports=ports,
-            # Graceful: finish in-flight requests (the upstream image says so in its STOPSIGNAL).
-            stop_signal="SIGQUIT",
-            labels=scope.labels(docker.ContainerLabelArgs, "proxy"),
-            **PROXY_HARDENING.container_args(),
-            opts=Hardening.resource_options(self),
+                uploads=(
+                    docker.ContainerUploadArgs(file=SITE_CONFIG_PATH, content=self.site_config, permissions="0644"),
+                    docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem, permissions="0644"),
+                    # Read by the nginx master process (root) before it drops privileges.
+                    docker.ContainerUploadArgs(
+                        file=CERTIFICATE_KEY_PATH,
+                        content=pulumi.Output.secret(args.certificate_key_pem),
+                        permissions="0600",
+                    ),
+                ),
+                # Graceful: finish in-flight requests (the upstream image says so in its STOPSIGNAL).
+                stop_signal="SIGQUIT",
+            ),
+            parent=self,
         )
 
         self.container_name = container.name

@@ -21,6 +21,8 @@ class ServerCertificateArgs:
     validity_days: int
     early_renewal_days: int
     ca: CertificateAuthority
+    previous_name: str | None = None
+    """The component's name in earlier versions of the program (its children keep their state through aliases)."""
 
 
 class ServerCertificate(pulumi.ComponentResource):
@@ -35,16 +37,19 @@ class ServerCertificate(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServerCertificateArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:tls:ServerCertificate", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
 
-        key = private_key(f"{name}-key", args.key_algorithm, child)
+        def child(role: str) -> pulumi.ResourceOptions:
+            aliases = [pulumi.Alias(name=f"{args.previous_name}-{role}")] if args.previous_name else None
+            return pulumi.ResourceOptions(parent=self, aliases=aliases)
+
+        key = private_key(f"{name}-key", args.key_algorithm, child("key"))
         request = tls.CertRequest(
             f"{name}-csr",
             private_key_pem=key.private_key_pem,
             subject=tls.CertRequestSubjectArgs(common_name=args.common_name, organization=args.organization),
             dns_names=list(args.dns_names),
             ip_addresses=list(args.ip_addresses),
-            opts=child,
+            opts=child("csr"),
         )
         # key_encipherment only means something for RSA key exchange; ECDSA keys only sign.
         uses = ["digital_signature", "server_auth"]
@@ -60,7 +65,7 @@ class ServerCertificate(pulumi.ComponentResource):
             early_renewal_hours=args.early_renewal_days * 24,
             set_subject_key_id=True,
             allowed_uses=uses,
-            opts=child,
+            opts=child("cert"),
         )
 
         self.cert_pem = cert.cert_pem

@@ -109,6 +109,8 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
             "replaceOnChanges": list(request.replaceOnChanges),
             "additionalSecretOutputs": list(request.additionalSecretOutputs),
             "dependencies": sorted(request.dependencies),
+            "aliases": [_alias_name(alias) for alias in request.aliases],
+            "provider": request.provider,
         }
         # Known before the mocks create the resource, as the engine knows them before it diffs.
         self.run.pending_options[f"{request.type}::{request.name}"] = options
@@ -124,6 +126,14 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
                 options=options,
             )
         return response
+
+
+def _alias_name(alias: Any) -> str:
+    """The old name an alias gives; only name-only aliases (same type, parent, stack and project) are used."""
+    spec = alias.spec
+    if alias.urn or spec.type or spec.stack or spec.project or spec.parentUrn or spec.noParent:
+        raise ValueError(f"only name-only aliases are implemented, got {alias}")
+    return str(spec.name)
 
 
 class _WarningCollector(logging.Handler):

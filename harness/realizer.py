@@ -54,6 +54,7 @@ class Realizer:
         self.state: dict[str, dict[str, Any]] = self._load_state()
         self.seen: set[str] = set()
         self.replaced: list[str] = []
+        self.renamed: list[str] = []
         self.created: list[str] = []
 
     # ---- state ----
@@ -83,6 +84,7 @@ class Realizer:
         key = f"{typ}::{name}"
         with self.lock:
             self.seen.add(key)
+            self._follow_aliases(typ, key, options.get("aliases", []))
             previous = self.state.get(key)
             if previous:
                 inputs = _keep_ignored(inputs, previous["inputs"], options.get("ignoreChanges", []), key)
@@ -97,6 +99,18 @@ class Realizer:
             self.state[key] = {"typ": typ, "inputs": inputs, "id": outputs["id"], "outputs": outputs, "options": {}}
             self._save_state()
             return outputs["id"], self._outputs(typ, inputs, outputs)
+
+    def _follow_aliases(self, typ: str, key: str, aliases: list[str]) -> None:
+        """A resource known to the state under an alias (its old name) takes that entry over, as the engine
+        does: renamed, not replaced."""
+        if key in self.state:
+            return
+        for alias in aliases:
+            old = f"{typ}::{alias}"
+            if old in self.state:
+                self.state[key] = self.state.pop(old)
+                self.renamed.append(f"{old} -> {key}")
+                return
 
     def _create(self, typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
         client, stack = self.client, self.stack
@@ -230,6 +244,8 @@ class UpResult:
     deleted: list[str]
     leftovers_removed: list[str]
     warnings: list[str]
+    renamed: list[str]
+    """`old -> new` state keys of resources taken over through an alias."""
 
 
 def docker_client() -> docker.DockerClient:
@@ -247,7 +263,9 @@ def up(config_file: Path, client: docker.DockerClient | None = None) -> UpResult
     run = ProgramRun()
     run_program(config, RealizingMocks(realizer, run), stack=stack_file.stack, run=run)
     deleted = realizer.prune(run)
-    return UpResult(run.outputs, realizer.created, realizer.replaced, deleted, leftovers, run.warnings)
+    return UpResult(
+        run.outputs, realizer.created, realizer.replaced, deleted, leftovers, run.warnings, realizer.renamed
+    )
 
 
 def down(config_file: Path, *, volumes: bool = False, client: docker.DockerClient | None = None) -> list[str]:

@@ -92,7 +92,7 @@ def test_a_user_removed_from_config_is_refused_after_up(
     changed.write_text(yaml.safe_dump(document))
     try:
         result = realizer.up(changed, engine)
-        assert result.replaced == ["docker:index/container:Container::registry-registry-container"]
+        assert result.replaced == ["docker:index/container:Container::registry-distribution-container"]
         assert v2(stack, "-u", f"{removed}:{stack.users[removed]}")[0] == 401
         assert v2(stack, "-u", f"{kept}:{stack.users[kept]}")[0] == 200
     finally:

@@ -225,7 +225,7 @@ def test_data_survives_a_registry_change(
     changed_file.write_text(yaml.safe_dump(changed))
     try:
         result = realizer.up(changed_file, engine)
-        assert result.replaced == ["docker:index/container:Container::registry-registry-container"]
+        assert result.replaced == ["docker:index/container:Container::registry-distribution-container"]
         assert result.created == [] and result.deleted == []
         after = container_ids(stack)
         assert after["registry"] != before["registry"]

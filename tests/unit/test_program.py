@@ -11,7 +11,7 @@ import pulumi
 import pytest
 import yaml
 
-from harness.program import PROJECT_DIR, ProgramRun, is_secret, plain, run_program, stack_config
+from harness.program import PROJECT_DIR, CapturingMonitor, ProgramRun, is_secret, plain, run_program, stack_config
 from tests.unit.conftest import BASE_CONFIG, VALIDITY_START, FakeMocks, namespaced, rfc3339
 
 pytestmark = pytest.mark.unit
@@ -19,10 +19,12 @@ pytestmark = pytest.mark.unit
 Run = Callable[..., ProgramRun]
 CONTAINER = "docker:index/container:Container"
 SITE = "/etc/nginx/conf.d/default.conf"
+# The Pulumi component of each container role (the registry's is named after the distribution project).
+COMPONENT = {"registry": "distribution", "ui": "ui", "proxy": "proxy"}
 
 
 def container(run: ProgramRun, role: str) -> dict[str, Any]:
-    inputs: dict[str, Any] = plain(run.named(f"registry-{role}-container").inputs)
+    inputs: dict[str, Any] = plain(run.named(f"registry-{COMPONENT[role]}-container").inputs)
     return inputs
 
 
@@ -50,14 +52,14 @@ def test_declares_the_components_and_their_children(run: Run) -> None:
         ("private-registry:tls:CertificateAuthority", "registry-ca", "registry"),
         ("tls:index/privateKey:PrivateKey", "registry-ca-key", "registry-ca"),
         ("tls:index/selfSignedCert:SelfSignedCert", "registry-ca-cert", "registry-ca"),
-        ("private-registry:tls:ServerCertificate", "registry-server-cert", "registry"),
-        ("tls:index/privateKey:PrivateKey", "registry-server-cert-key", "registry-server-cert"),
-        ("tls:index/certRequest:CertRequest", "registry-server-cert-csr", "registry-server-cert"),
-        ("tls:index/locallySignedCert:LocallySignedCert", "registry-server-cert-cert", "registry-server-cert"),
-        ("private-registry:registry:Registry", "registry-registry", "registry"),
-        ("docker:index/volume:Volume", "registry-registry-data", "registry-registry"),
-        ("docker:index/remoteImage:RemoteImage", "registry-registry-image", "registry-registry"),
-        (CONTAINER, "registry-registry-container", "registry-registry"),
+        ("private-registry:tls:ServerCertificate", "registry-tls", "registry"),
+        ("tls:index/privateKey:PrivateKey", "registry-tls-key", "registry-tls"),
+        ("tls:index/certRequest:CertRequest", "registry-tls-csr", "registry-tls"),
+        ("tls:index/locallySignedCert:LocallySignedCert", "registry-tls-cert", "registry-tls"),
+        ("private-registry:registry:Registry", "registry-distribution", "registry"),
+        ("docker:index/volume:Volume", "registry-distribution-data", "registry-distribution"),
+        ("docker:index/remoteImage:RemoteImage", "registry-distribution-image", "registry-distribution"),
+        (CONTAINER, "registry-distribution-container", "registry-distribution"),
         ("private-registry:ui:RegistryUi", "registry-ui", "registry"),
         ("docker:index/remoteImage:RemoteImage", "registry-ui-image", "registry-ui"),
         (CONTAINER, "registry-ui-container", "registry-ui"),
@@ -83,7 +85,7 @@ def test_all_containers_join_the_one_network(run: Run) -> None:
     joined = {r.name: plain(r.inputs)["networksAdvanced"] for r in result.of_type(CONTAINER)}
     assert joined == {
         "registry-proxy-container": [{"name": "private-registry-test-net"}],
-        "registry-registry-container": [{"name": "private-registry-test-net", "aliases": ["registry"]}],
+        "registry-distribution-container": [{"name": "private-registry-test-net", "aliases": ["registry"]}],
         "registry-ui-container": [{"name": "private-registry-test-net", "aliases": ["ui"]}],
     }
 
@@ -168,7 +170,7 @@ def test_ca_keeps_its_identity_across_config_edits(run: Run) -> None:
         "allowedUses",
     ]
     # The server certificate follows the config as before.
-    assert result.named("registry-server-cert-cert").options["ignoreChanges"] == []
+    assert result.named("registry-tls-cert").options["ignoreChanges"] == []
 
 
 def test_a_new_ca_generation_is_a_new_ca(run: Run) -> None:
@@ -230,23 +232,23 @@ def test_ca_is_a_p256_ca(run: Run) -> None:
 
 def test_server_certificate_names_and_uses(run: Run) -> None:
     result = run(ipAddresses=["127.0.0.1", "10.0.0.5"], tls={"certValidityDays": 90, "earlyRenewalDays": 10})
-    csr = plain(result.named("registry-server-cert-csr").inputs)
+    csr = plain(result.named("registry-tls-csr").inputs)
     assert csr["subject"] == {"commonName": "registry.example.com", "organization": "Private Registry"}
     assert csr["dnsNames"] == ["registry.example.com"]
     assert csr["ipAddresses"] == ["127.0.0.1", "10.0.0.5"]
-    cert = plain(result.named("registry-server-cert-cert").inputs)
+    cert = plain(result.named("registry-tls-cert").inputs)
     assert cert["allowedUses"] == ["digital_signature", "server_auth"]
     assert cert["validityPeriodHours"] == 90 * 24
     assert cert["earlyRenewalHours"] == 10 * 24
     assert cert["caCertPem"] == result.outputs["caCertPem"]
-    assert is_secret(result.named("registry-server-cert-cert").inputs["caPrivateKeyPem"])
+    assert is_secret(result.named("registry-tls-cert").inputs["caPrivateKeyPem"])
 
 
 def test_rsa_keys_are_2048_bits_and_allow_key_encipherment(run: Run) -> None:
     result = run(tls={"keyAlgorithm": "RSA"})
-    for key in ("registry-ca-key", "registry-server-cert-key"):
+    for key in ("registry-ca-key", "registry-tls-key"):
         assert plain(result.named(key).inputs) == {"algorithm": "RSA", "rsaBits": 2048}
-    assert plain(result.named("registry-server-cert-cert").inputs)["allowedUses"] == [
+    assert plain(result.named("registry-tls-cert").inputs)["allowedUses"] == [
         "digital_signature",
         "key_encipherment",
         "server_auth",
@@ -255,7 +257,7 @@ def test_rsa_keys_are_2048_bits_and_allow_key_encipherment(run: Run) -> None:
 
 def test_ip_hostname_has_no_dns_san(run: Run) -> None:
     result = run(hostname="10.0.0.5")
-    csr = plain(result.named("registry-server-cert-csr").inputs)
+    csr = plain(result.named("registry-tls-csr").inputs)
     assert csr.get("dnsNames", []) == []
     assert csr["ipAddresses"] == ["10.0.0.5"]
     assert "server_name _;" in upload(container(result, "proxy"), SITE)["content"]
@@ -278,7 +280,7 @@ def test_registry_gets_its_config_and_keeps_data_in_a_volume(run: Run) -> None:
     assert registry["volumes"] == [
         {"volumeName": "private-registry-test-registry-data", "containerPath": "/var/lib/registry"}
     ]
-    assert result.named("registry-registry-data").options["retainOnDelete"] is True
+    assert result.named("registry-distribution-data").options["retainOnDelete"] is True
     assert registry["restart"] == "unless-stopped"
 
 
@@ -306,7 +308,7 @@ def test_images_are_kept_locally_and_referenced_by_id(run: Run) -> None:
         ("proxy", "nginx:1.27"),
         ("ui", "joxit/docker-registry-ui:2.5.0"),
     ):
-        remote = plain(result.named(f"registry-{role}-image").inputs)
+        remote = plain(result.named(f"registry-{COMPONENT[role]}-image").inputs)
         assert remote == {"name": image, "keepLocally": True}
         assert container(result, role)["image"].startswith("sha256:")
     images = {container(result, role)["image"] for role in ("registry", "proxy", "ui")}
@@ -359,7 +361,7 @@ def test_proxy_gets_site_config_certificate_and_secret_key(run: Run) -> None:
 
 
 def test_registry_config_upload_is_secret(run: Run) -> None:
-    assert is_secret(run().named("registry-registry-container").inputs["uploads"])
+    assert is_secret(run().named("registry-distribution-container").inputs["uploads"])
 
 
 # ---- outputs ----
@@ -423,30 +425,30 @@ def test_same_config_declares_identical_inputs(run: Run) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"registry": {"logLevel": "debug"}}, {"registry-registry-container"}),
-        ({"registry": {"image": "registry:2.8.2"}}, {"registry-registry-image", "registry-registry-container"}),
+        ({"registry": {"logLevel": "debug"}}, {"registry-distribution-container"}),
+        ({"registry": {"image": "registry:2.8.2"}}, {"registry-distribution-image", "registry-distribution-container"}),
         ({"ui": {"title": "Other"}}, {"registry-ui-container"}),
         ({"proxy": {"image": "nginx:1.27"}}, {"registry-proxy-image", "registry-proxy-container"}),
-        ({"registryPort": 5000}, {"registry-registry-container"}),
+        ({"registryPort": 5000}, {"registry-distribution-container"}),
         ({"httpPort": 0}, {"registry-proxy-container"}),
         # The endpoint appears in http.host, the UI's pull URL and the redirect target.
-        ({"httpsPort": 8443}, {"registry-registry-container", "registry-ui-container", "registry-proxy-container"}),
+        ({"httpsPort": 8443}, {"registry-distribution-container", "registry-ui-container", "registry-proxy-container"}),
         (
             {"ipAddresses": ["127.0.0.1"]},
-            {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"},
+            {"registry-tls-csr", "registry-tls-cert", "registry-proxy-container"},
         ),
         # The CA keeps its key, subject and lifetime: only a new tls.caGeneration replaces it.
         (
             {"tls": {"organization": "Acme"}},
-            {"registry-server-cert-csr", "registry-server-cert-cert", "registry-proxy-container"},
+            {"registry-tls-csr", "registry-tls-cert", "registry-proxy-container"},
         ),
         ({"tls": {"caValidityDays": 7300}}, set()),
         (
             {"tls": {"keyAlgorithm": "RSA"}},
             {
-                "registry-server-cert-key",
-                "registry-server-cert-csr",
-                "registry-server-cert-cert",
+                "registry-tls-key",
+                "registry-tls-csr",
+                "registry-tls-cert",
                 "registry-proxy-container",
             },
         ),
@@ -553,7 +555,7 @@ def test_accounts_are_enforced_by_the_registry_with_a_secret_htpasswd(run: Run) 
     htpasswd = upload(registry, "/auth/htpasswd")["content"].splitlines()
     assert [line.split(":")[0] for line in htpasswd] == ["alice", "bob"]
     assert all(line.split(":", 1)[1].startswith("$2b$12$") for line in htpasswd)
-    assert is_secret(result.named("registry-registry-container").inputs["uploads"])
+    assert is_secret(result.named("registry-distribution-container").inputs["uploads"])
     assert "REGISTRY_SECURED=true" in container(result, "ui")["envs"]
 
 
@@ -583,7 +585,7 @@ def test_htpasswd_is_stable_and_follows_users(run: Run) -> None:
 def test_a_password_change_replaces_only_the_registry(run: Run) -> None:
     before = inputs_by_name(run(auth={"users": USERS}))
     after = inputs_by_name(run(auth={"users": {**USERS, "bob": "another-password"}}))
-    assert {name for name in before if before[name] != after[name]} == {"registry-registry-container"}
+    assert {name for name in before if before[name] != after[name]} == {"registry-distribution-container"}
 
 
 # ---- hardening ----
@@ -612,7 +614,7 @@ def test_containers_are_hardened(run: Run, role: str, memory: int, adds: list[st
     assert (inputs["wait"], inputs["waitTimeout"]) == (True, 120)
     assert "privileged" not in inputs and "networkMode" not in inputs
     # A changed healthcheck would otherwise only change state, not the running container.
-    assert result.named(f"registry-{role}-container").options["replaceOnChanges"] == ["healthcheck"]
+    assert result.named(f"registry-{COMPONENT[role]}-container").options["replaceOnChanges"] == ["healthcheck"]
 
 
 def test_registry_healthcheck_accepts_401(run: Run) -> None:
@@ -634,3 +636,61 @@ def test_a_long_lived_certificate_with_the_modern_profile_warns(run: Run) -> Non
 
 def test_hyper_ui_gets_more_memory(run: Run) -> None:
     assert container(run(ui={"flavor": "hyper"}), "ui")["memory"] == 512
+
+
+# ---- names that existing stacks keep ----
+
+DEV_STACK_URNS = PROJECT_DIR / "tests" / "unit" / "data" / "dev-stack-urns.txt"
+
+
+def test_every_resource_of_an_existing_dev_stack_is_kept_by_urn_or_alias() -> None:
+    """The dev stack's URNs as the program declared them before the renames: each must be declared again,
+    under the same URN or as an alias of the resource that took its place, so `pulumi up` replaces nothing."""
+    result = ProgramRun()
+    run_program(stack_config(PROJECT_DIR / "Pulumi.dev.yaml"), FakeMocks(result), stack="dev", run=result)
+    declared = set(result.registrations)
+    aliased = {
+        urn.rsplit("::", 1)[0] + "::" + alias
+        for urn, registration in result.registrations.items()
+        for alias in registration.options["aliases"]
+    }
+    previous = DEV_STACK_URNS.read_text().split()
+    assert len(previous) == 20
+    assert [urn for urn in previous if urn not in declared | aliased] == []
+    # The renamed components and their children, data volume included, carry their old names.
+    assert result.named("registry-distribution-data").options["aliases"] == ["registry-registry-data"]
+    assert result.named("registry-tls-key").options["aliases"] == ["registry-server-cert-key"]
+
+
+def test_an_explicit_docker_provider_reaches_every_docker_resource() -> None:
+    """A provider given to PrivateRegistry (a remote Docker host) is inherited through the parent chain."""
+    from components.config import load_settings
+    from components.docker_common import StackScope
+    from components.private_registry import PrivateRegistry, PrivateRegistryArgs
+
+    result = ProgramRun()
+    mocks = FakeMocks(result)
+    pulumi.runtime.set_mocks(mocks, project="private-registry", stack="test", monitor=CapturingMonitor(mocks, result))
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def declare() -> None:
+        import pulumi_docker as docker
+
+        remote = docker.Provider("remote-host", host="ssh://ops@registry-host")
+        PrivateRegistry(
+            "registry",
+            PrivateRegistryArgs(
+                settings=load_settings({"hostname": "registry.example.com"}),
+                scope=StackScope(project="private-registry", stack="test"),
+            ),
+            opts=pulumi.ResourceOptions(providers={"docker": remote}),
+        )
+
+    declare()
+    (provider,) = result.of_type("pulumi:providers:docker")
+    docker_resources = [r for r in result.registrations.values() if r.typ.startswith("docker:index/")]
+    assert len(docker_resources) == 8  # network, volume, 3 images, 3 containers
+    for registration in docker_resources:
+        # A provider reference is "<provider URN>::<provider ID>".
+        assert registration.options["provider"].startswith(provider.urn + "::"), registration.name
+    assert all(not r.options["provider"] for r in result.registrations.values() if r.typ.startswith("tls:"))
