@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components.images import registry_config_path
+
 NAMESPACE = "private-registry"
 
 # Production defaults: pinned tags of the upstream images. Every one can be overridden in config.
@@ -137,15 +139,7 @@ class RegistrySettings(_Model):
 
     @property
     def resolved_config_path(self) -> str:
-        """registry:3 (and distribution/distribution:3) read /etc/distribution; registry:2 /etc/docker/registry."""
-        if self.config_path:
-            return self.config_path
-        reference = self.image.split("@", 1)[0]
-        last = reference.rsplit("/", 1)[-1]
-        tag = last.split(":", 1)[1] if ":" in last else "latest"
-        if tag.startswith("3") or tag == "latest":
-            return "/etc/distribution/config.yml"
-        return "/etc/docker/registry/config.yml"
+        return registry_config_path(self.image, self.config_path)
 
 
 class UiSettings(_Model):

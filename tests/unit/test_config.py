@@ -67,24 +67,6 @@ def test_hyper_flavor_defaults_to_the_hyper_image() -> None:
 
 
 @pytest.mark.parametrize(
-    ("image", "path"),
-    [
-        ("registry:2.8.3", "/etc/docker/registry/config.yml"),
-        ("registry:2", "/etc/docker/registry/config.yml"),
-        ("docker.io/library/registry:3.0.0", "/etc/distribution/config.yml"),
-        ("registry", "/etc/distribution/config.yml"),  # latest is 3.x now
-        ("localhost:5000/mirror/registry:2.8.2", "/etc/docker/registry/config.yml"),
-    ],
-)
-def test_registry_config_path_follows_the_image(image: str, path: str) -> None:
-    assert load(registry={"image": image}).registry.resolved_config_path == path
-
-
-def test_registry_config_path_can_be_set() -> None:
-    assert load(registry={"configPath": "/srv/registry.yml"}).registry.resolved_config_path == "/srv/registry.yml"
-
-
-@pytest.mark.parametrize(
     ("values", "expected"),
     [
         ({"hostname": "bad_host"}, "private-registry:hostname: must be a DNS name"),

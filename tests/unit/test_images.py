@@ -1,0 +1,27 @@
+"""Image knowledge: which config path a registry image reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.images import registry_config_path
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("image", "path"),
+    [
+        ("registry:2.8.3", "/etc/docker/registry/config.yml"),
+        ("registry:2", "/etc/docker/registry/config.yml"),
+        ("docker.io/library/registry:3.0.0", "/etc/distribution/config.yml"),
+        ("registry", "/etc/distribution/config.yml"),  # latest is 3.x now
+        ("localhost:5000/mirror/registry:2.8.2", "/etc/docker/registry/config.yml"),
+    ],
+)
+def test_registry_config_path_follows_the_image(image: str, path: str) -> None:
+    assert registry_config_path(image, None) == path
+
+
+def test_registry_config_path_can_be_set() -> None:
+    assert registry_config_path("registry:2.8.3", "/srv/registry.yml") == "/srv/registry.yml"
