@@ -1,0 +1,19 @@
+"""`proxy`: the nginx TLS proxy in front of the registry and the UI."""
+
+from __future__ import annotations
+
+from pydantic import field_validator
+
+from components.config.base import ConfigModel, check_image
+
+DEFAULT_PROXY_IMAGE = "nginx:1.28.0"
+
+
+class ProxySettings(ConfigModel):
+    image: str = DEFAULT_PROXY_IMAGE
+    """The nginx image."""
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return check_image(value)

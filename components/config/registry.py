@@ -1,0 +1,52 @@
+"""`registry`: the distribution registry container."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import SecretStr, StrictBool, field_validator
+
+from components.config.base import ConfigModel, check_image
+from components.images import registry_config_path
+
+DEFAULT_REGISTRY_IMAGE = "registry:2.8.3"
+
+_ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+
+
+class RegistrySettings(ConfigModel):
+    image: str = DEFAULT_REGISTRY_IMAGE
+    """The distribution registry image."""
+    config_path: str | None = None
+    """Where the image reads config.yml; by default derived from the image (registry:2 vs registry:3)."""
+    delete_enabled: StrictBool = True
+    """Allow deleting manifests and blobs through the API (storage.delete.enabled)."""
+    log_level: Literal["error", "warn", "info", "debug"] = "info"
+    """The registry's log.level."""
+    http_secret: SecretStr | None = None
+    """http.secret; generated once and kept in the stack's state when absent."""
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return check_image(value)
+
+    @field_validator("config_path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not _ABSOLUTE_PATH.match(value):
+            raise ValueError("must be an absolute path of letters, digits, '.', '_', '-' and '/'")
+        return value
+
+    @field_validator("http_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it signs upload state)")
+        return value
+
+    @property
+    def resolved_config_path(self) -> str:
+        # Image knowledge, kept until components/registry.py calls registry_config_path itself.
+        return registry_config_path(self.image, self.config_path)

@@ -1,0 +1,126 @@
+"""The whole stack configuration: top-level keys, one field per block, and what holds across blocks."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field, StrictInt, field_validator, model_validator
+
+from components.config.auth import AuthSettings
+from components.config.base import ConfigModel, check_dns_or_ip
+from components.config.proxy import ProxySettings
+from components.config.registry import RegistrySettings
+from components.config.tls import TlsSettings
+from components.config.ui import UiFlavor, UiSettings
+
+
+class Settings(ConfigModel):
+    hostname: str
+    """The DNS name clients use: nginx server_name, certificate CN and SAN."""
+    ip_addresses: tuple[str, ...] = ()
+    """Extra IP SANs in the server certificate."""
+    bind_address: str = "127.0.0.1"
+    """Host IP every published port binds to."""
+    https_port: StrictInt = Field(default=443, ge=1, le=65535)
+    """Published HTTPS port."""
+    http_port: StrictInt = Field(default=80, ge=0, le=65535)
+    """Published plaintext port that only redirects to HTTPS; 0 publishes none."""
+    registry_port: StrictInt = Field(default=0, ge=0, le=65535)
+    """Publish the registry's own port 5000 directly (plain HTTP); 0 publishes none."""
+    ui_port: StrictInt = Field(default=0, ge=0, le=65535)
+    """Publish the UI directly; 0 publishes none."""
+    # The blocks, one module each. A field here is also a known config key (see loader.py).
+    registry: RegistrySettings = RegistrySettings()
+    ui: UiSettings = UiSettings()
+    proxy: ProxySettings = ProxySettings()
+    tls: TlsSettings = TlsSettings()
+    auth: AuthSettings = AuthSettings()
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        return check_dns_or_ip(value)
+
+    @field_validator("ip_addresses")
+    @classmethod
+    def _ips(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        parsed = []
+        for value in values:
+            try:
+                parsed.append(str(ipaddress.ip_address(value)))
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+        duplicates = sorted({ip for ip in parsed if parsed.count(ip) > 1})
+        if duplicates:
+            raise ValueError(f"lists {', '.join(duplicates)} more than once")
+        return tuple(parsed)
+
+    @field_validator("bind_address")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be an IPv4 or IPv6 address of this host, e.g. 127.0.0.1") from None
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> Settings:
+        published = {
+            "httpsPort": self.https_port,
+            "httpPort": self.http_port,
+            "registryPort": self.registry_port,
+            "uiPort": self.ui_port,
+        }
+        seen: dict[int, str] = {}
+        for key, port in published.items():
+            if port == 0:
+                continue
+            if port in seen:
+                raise ValueError(f"{key} and {seen[port]} are both {port}: each published port must differ")
+            seen[port] = key
+        if self.ui_port and self.ui.flavor is UiFlavor.NONE:
+            raise ValueError("uiPort is set but ui.flavor is 'none': there is no UI to publish")
+        if self.auth.enabled and self.ui.flavor is UiFlavor.HYPER:
+            raise ValueError(
+                "ui.flavor 'hyper' cannot work with auth.users: its auth mode is a token server, not htpasswd; "
+                "use ui.flavor 'joxit' (same-origin, the browser asks for the login) or 'none'"
+            )
+        if self.auth.enabled and self.ui_port:
+            raise ValueError(
+                "uiPort is set with auth.users: the UI would then be reached without TLS, sending passwords in "
+                "clear; reach it through the proxy (uiUrl) instead"
+            )
+        return self
+
+    # ---- derived values used by several components ----
+
+    @property
+    def hostname_is_ip(self) -> bool:
+        try:
+            ipaddress.ip_address(self.hostname)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def binds_all_interfaces(self) -> bool:
+        return ipaddress.ip_address(self.bind_address).is_unspecified
+
+    @property
+    def registry_endpoint(self) -> str:
+        """What goes before the image name: host, plus :port when not 443 (IPv6 in brackets)."""
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return host if self.https_port == 443 else f"{host}:{self.https_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"https://{self.registry_endpoint}"
+
+    @property
+    def certificate_dns_names(self) -> tuple[str, ...]:
+        return () if self.hostname_is_ip else (self.hostname,)
+
+    @property
+    def certificate_ip_addresses(self) -> tuple[str, ...]:
+        head = (self.hostname,) if self.hostname_is_ip and self.hostname not in self.ip_addresses else ()
+        return head + self.ip_addresses
