@@ -42,6 +42,7 @@ import docker
 import httpx
 import jinja2
 
+from components.reverse_proxy import SITE_CONFIG_PATH
 from harness import realizer
 from harness.clients import hosts_entry
 from harness.docker_provider import LIVE_STACK_LABEL
@@ -110,7 +111,8 @@ def _nginx(
     _put_files(
         container,
         {
-            "/etc/nginx/conf.d/site.conf": site.encode(),
+            # In place of the image's default site, as the program delivers ours.
+            SITE_CONFIG_PATH: site.encode(),
             "/etc/nginx/tls/server.crt": cert,
             "/etc/nginx/tls/server.key": key,
         },
@@ -138,7 +140,7 @@ def _wait_for(url: str, ca: Path, seconds: int = 30) -> None:
 
 def _with_http2(site: str, public_url: str, own_url: str) -> str:
     """Our rendered site with HTTP/2 offered; upload Locations kept on this container (as for the recipe)."""
-    site = site.replace("listen 443 ssl;", "listen 443 ssl http2;")
+    site = site.replace("listen 443 ssl", "listen 443 ssl http2", 1)
     redirect = f"proxy_pass $registry_upstream;\n        proxy_redirect {public_url}/ {own_url}/;"
     return site.replace("proxy_pass $registry_upstream;", redirect)
 
@@ -152,7 +154,7 @@ def setup(client: docker.DockerClient, workdir: Path, blob: bytes) -> tuple[list
     ca.write_text(result.outputs["caCertPem"])
     proxy = client.containers.get("private-registry-bench-proxy")
     cert, key = _read_file(proxy, "/etc/nginx/tls/server.crt"), _read_file(proxy, "/etc/nginx/tls/server.key")
-    site = _read_file(proxy, "/etc/nginx/conf.d/registry.conf").decode()
+    site = _read_file(proxy, SITE_CONFIG_PATH).decode()
     network = result.outputs["networkName"]
     server_name = config["private-registry:hostname"]
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), undefined=jinja2.StrictUndefined)
