@@ -1,30 +1,35 @@
-"""How a bad configuration is reported: one `private-registry:<key>: <message> (got <value>)` line per error."""
+"""How a bad configuration is reported: one `private-registry:<key>: <message> (got <value>)` line per error.
+
+The value is shown as `<secret>` wherever it may be or hold a secret, as the models' structure says
+(`masking.py`), whatever shape the bad value has.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+from components.config.masking import may_reveal
 
 NAMESPACE = "private-registry"
+SECRET = "<secret>"
 
 
 class ConfigError(ValueError):
     """Bad stack configuration. The message names each key, its value and what is allowed."""
 
 
-def describe(error: ValidationError) -> list[str]:
+def describe(error: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per error of validating `model`."""
     lines = []
     for item in error.errors(include_url=False):
         location = [str(part) for part in item["loc"]]
         key = ".".join(location)
         bad = item.get("input")
-        secret = (
-            "httpSecret" in location
-            or "users" in location
-            or (isinstance(bad, dict) and {"httpSecret", "users"} & set(bad))
-        )
-        value = "<secret>" if secret else _short(bad)
+        # null and true/false carry nothing to hide; anything else where a secret may stand is masked
+        shown = bad is None or isinstance(bad, bool) or not may_reveal(model, item["loc"], bad)
+        value = _short(bad) if shown else SECRET
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown setting"

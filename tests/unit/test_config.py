@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import BaseModel, Field, SecretStr
 
 from components.config import (
     DEFAULT_HYPER_IMAGE,
@@ -15,6 +16,7 @@ from components.config import (
     UiFlavor,
     load_settings,
 )
+from components.config.masking import is_inside_secret, may_reveal
 
 pytestmark = pytest.mark.unit
 
@@ -193,3 +195,95 @@ def test_modern_profile_defaults_to_90_day_certificates() -> None:
     assert load(tls={"profile": "modern"}).tls.cert_validity_days == 90
     assert load(tls={"profile": "modern", "certValidityDays": 60}).tls.cert_validity_days == 60
     assert load().tls.cert_validity_days == 365
+
+
+SECRET = "s3cretpassw0rd"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"auth": ["alice", SECRET]}, "private-registry:auth: Input should be a valid dictionary"),
+        ({"auth": SECRET}, "private-registry:auth: Input should be a valid dictionary"),
+        ({"auth": {"users": ["alice", SECRET]}}, "private-registry:auth.users: must be a map of user name"),
+        ({"auth": {"users": SECRET}}, "private-registry:auth.users: Input should be a valid dictionary"),
+        ({"auth": {"users": {"alice": 1234567890123}}}, "private-registry:auth.users.alice: Input should be"),
+        ({"auth": {"users": {"alice": {"password": SECRET}}}}, "private-registry:auth.users.alice: Input should be"),
+        ({"auth": {"user": {"alice": SECRET}}}, "private-registry:auth.user: unknown setting"),
+        ({"registry": {"httpSecret": [SECRET + "-long"]}}, "private-registry:registry.httpSecret: Input should be"),
+        ({"registry": {"httpSecret": 12345678901234567890}}, "private-registry:registry.httpSecret: Input should be"),
+        ({"registry": {"httpSecret": SECRET}}, "private-registry:registry.httpSecret: must be at least 16 characters"),
+        ({"registry": {"httpsecret": SECRET + "-long"}}, "private-registry:registry.httpsecret: unknown setting"),
+        ({"registry": ["registry:2", SECRET + "-long"]}, "private-registry:registry: Input should be a valid dict"),
+        # a secret in the wrong block is still a secret
+        ({"ui": {"users": {"alice": SECRET}}}, "private-registry:ui.users: unknown setting"),
+        ({"uiPort": {"users": {"alice": SECRET}}}, "private-registry:uiPort: Input should be a valid integer"),
+    ],
+)
+def test_secrets_are_never_echoed_whatever_their_shape(values: dict[str, object], expected: str) -> None:
+    message = error_of(**values)
+    assert expected in message
+    assert "(got <secret>)" in message
+    assert SECRET not in message
+    assert "1234567890123" not in message
+
+
+def test_a_repeated_key_inside_a_secret_is_not_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"hostname": "r.example.com", "registry": f'{{"httpSecret": {{"{SECRET}": 1, "{SECRET}": 2}}}}'})
+    assert "private-registry:registry: <secret> is given more than once" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"registry": {"image": "Registry:2"}}, "private-registry:registry.image: must be a Docker image reference"),
+        ({"auth": {"realm": 'say "hi"'}}, "(got 'say \"hi\"')"),
+        ({"auth": None}, "private-registry:auth: Input should be a valid dictionary"),
+        ({"registry": {"deleteEnabled": "nope"}}, "(got 'nope')"),
+        ({"tls": {"colour": "red"}}, "private-registry:tls.colour: unknown setting (got 'red')"),
+    ],
+)
+def test_values_where_no_secret_can_stand_are_still_shown(values: dict[str, object], expected: str) -> None:
+    message = error_of(**values)
+    assert expected in message
+    assert "<secret>" not in message
+
+
+class _FutureBlock(BaseModel):
+    """A block as a later floor might add one: secrets marked by type or by `json_schema_extra`."""
+
+    bucket: str = "images"
+    access_key: SecretStr | None = None
+    token: str = Field(default="", json_schema_extra={"secret": True})
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+class _FutureSettings(BaseModel):
+    hostname: str = ""
+    storage: _FutureBlock = _FutureBlock()
+
+
+@pytest.mark.parametrize(
+    ("location", "masked"),
+    [
+        (("storage", "access_key"), True),
+        (("storage", "token"), True),
+        (("storage", "headers"), True),
+        (("storage", "headers", "X-Auth"), True),
+        (("storage", "bucket"), False),
+        (("storage",), True),  # the block holds secrets, so whatever is given for it may be one
+        (("storage", "misspelt"), True),
+        (("hostname",), False),
+    ],
+)
+def test_a_new_block_marks_its_secrets_where_it_declares_them(location: tuple[str, ...], masked: bool) -> None:
+    assert may_reveal(_FutureSettings, location, "value") is masked
+
+
+def test_the_keys_of_a_secret_map_are_names_but_keys_inside_a_secret_are_not() -> None:
+    assert not is_inside_secret(_FutureSettings, ("storage", "headers"))
+    assert is_inside_secret(_FutureSettings, ("storage", "headers", "X-Auth"))
+    assert is_inside_secret(_FutureSettings, ("storage", "token"))
+    assert not is_inside_secret(_FutureSettings, ("storage",))
