@@ -8,7 +8,7 @@ import pulumi
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.docker_common import StackScope
 from components.private_registry import PrivateRegistry, PrivateRegistryArgs
-from components.pulumi_config import read_raw_config, warn_about
+from components.pulumi_config import read_raw_config, stack_secrets, warn_about
 
 try:
     settings = load_settings(read_raw_config(NAMESPACE))
@@ -19,7 +19,11 @@ warn_about(settings)
 
 registry = PrivateRegistry(
     "registry",
-    PrivateRegistryArgs(settings=settings, scope=StackScope(project=pulumi.get_project(), stack=pulumi.get_stack())),
+    PrivateRegistryArgs(
+        settings=settings,
+        secrets=stack_secrets(settings),
+        scope=StackScope(project=pulumi.get_project(), stack=pulumi.get_stack()),
+    ),
 )
 
 pulumi.export("registryEndpoint", registry.registry_endpoint)

@@ -11,6 +11,7 @@ import pulumi_random as random
 from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ca_component_name
 from components.config import Settings, UiFlavor
 from components.docker_common import ContainerPlacement, StackScope
+from components.pulumi_config import StackSecrets
 from components.registry import Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
 from components.reverse_proxy import ReverseProxy, ReverseProxyArgs
@@ -20,6 +21,7 @@ from components.server_certificate import ServerCertificate, ServerCertificateAr
 @dataclass(frozen=True)
 class PrivateRegistryArgs:
     settings: Settings
+    secrets: StackSecrets
     scope: StackScope
 
 
@@ -93,8 +95,9 @@ class PrivateRegistry(pulumi.ComponentResource):
                 settings=settings.registry,
                 placement=placement,
                 public_url=settings.registry_url,
-                http_secret=self._http_secret(name, settings, child),
-                auth=settings.auth,
+                http_secret=self._http_secret(name, args.secrets, child),
+                accounts=args.secrets.accounts,
+                auth_realm=settings.auth.realm if settings.auth.enabled else None,
                 published_port=settings.registry_port,
                 previous_name=f"{name}-registry",
             ),
@@ -160,10 +163,9 @@ class PrivateRegistry(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _http_secret(name: str, settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _http_secret(name: str, secrets: StackSecrets, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
         """The configured http.secret, or one generated once and kept (secret) in the stack's state."""
-        configured = settings.registry.http_secret
-        if configured is not None:
-            return pulumi.Output.secret(configured.get_secret_value())
+        if secrets.http_secret is not None:
+            return secrets.http_secret
         generated = random.RandomPassword(f"{name}-http-secret", length=48, special=False, opts=opts)
         return pulumi.Output.secret(generated.result)

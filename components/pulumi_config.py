@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import dataclass
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -26,6 +27,27 @@ def read_raw_config(namespace: str) -> dict[str, str]:
             continue
         raw[key[len(prefix) :]] = value if isinstance(value, str) else json.dumps(value)
     return raw
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """The stack's secrets as Pulumi secret Outputs, unwrapped from their `SecretStr` once, here at the edge:
+    components receive them already marked secret and never see a `SecretStr`."""
+
+    http_secret: pulumi.Output[str] | None
+    """registry.httpSecret, or None: then the program generates one and keeps it in state."""
+    accounts: pulumi.Output[dict[str, str]]
+    """auth.users: user name -> password, in name order; empty when the registry is open."""
+
+
+def stack_secrets(settings: Settings) -> StackSecrets:
+    configured = settings.registry.http_secret
+    return StackSecrets(
+        http_secret=pulumi.Output.secret(configured.get_secret_value()) if configured is not None else None,
+        accounts=pulumi.Output.secret(
+            {user: secret.get_secret_value() for user, secret in settings.auth.users.items()}
+        ),
+    )
 
 
 def warn_about(settings: Settings) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.config import AuthSettings, RegistrySettings
+from components.config import RegistrySettings
 from components.docker_common import (
     ContainerPlacement,
     HardenedContainerArgs,
@@ -42,9 +42,12 @@ class RegistryArgs:
     placement: ContainerPlacement
     public_url: str
     """https://<endpoint>: the registry builds Location headers from it (http.host)."""
-    http_secret: pulumi.Input[str]
-    """http.secret; also the key the htpasswd salts are derived from."""
-    auth: AuthSettings
+    http_secret: pulumi.Output[str]
+    """http.secret (a secret Output); also the key the htpasswd salts are derived from."""
+    accounts: pulumi.Output[dict[str, str]]
+    """user name -> password (a secret Output); empty: the registry is open."""
+    auth_realm: str | None
+    """The realm of the registry's login challenge; None when there are no accounts."""
     published_port: int
     """Host port for the registry's own plain-HTTP port 5000; 0 publishes none."""
     previous_name: str | None = None
@@ -80,8 +83,7 @@ class Registry(pulumi.ComponentResource):
         )
 
         config_path = settings.resolved_config_path
-        auth = args.auth
-        http_secret = pulumi.Output.secret(args.http_secret)
+        http_secret = args.http_secret
         config_yml = http_secret.apply(
             lambda secret: render_registry_config(
                 RegistryConfig(
@@ -89,14 +91,15 @@ class Registry(pulumi.ComponentResource):
                     http_secret=secret,
                     delete_enabled=settings.delete_enabled,
                     log_level=settings.log_level,
-                    auth_realm=auth.realm if auth.enabled else None,
+                    auth_realm=args.auth_realm,
                 )
             )
         )
         uploads = [docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")]
-        if auth.enabled:
-            passwords = {user: password.get_secret_value() for user, password in auth.users.items()}
-            htpasswd = http_secret.apply(lambda key: render_htpasswd(passwords, salt_key=key))
+        if args.auth_realm is not None:
+            htpasswd = pulumi.Output.all(http_secret, args.accounts).apply(
+                lambda values: render_htpasswd(values[1], salt_key=values[0])
+            )
             uploads.append(docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions="0644"))
         container = hardened_container(
             name,

@@ -667,6 +667,7 @@ def test_an_explicit_docker_provider_reaches_every_docker_resource() -> None:
     from components.config import load_settings
     from components.docker_common import StackScope
     from components.private_registry import PrivateRegistry, PrivateRegistryArgs
+    from components.pulumi_config import stack_secrets
 
     result = ProgramRun()
     mocks = FakeMocks(result)
@@ -677,10 +678,12 @@ def test_an_explicit_docker_provider_reaches_every_docker_resource() -> None:
         import pulumi_docker as docker
 
         remote = docker.Provider("remote-host", host="ssh://ops@registry-host")
+        settings = load_settings({"hostname": "registry.example.com"})
         PrivateRegistry(
             "registry",
             PrivateRegistryArgs(
-                settings=load_settings({"hostname": "registry.example.com"}),
+                settings=settings,
+                secrets=stack_secrets(settings),
                 scope=StackScope(project="private-registry", stack="test"),
             ),
             opts=pulumi.ResourceOptions(providers={"docker": remote}),
