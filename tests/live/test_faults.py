@@ -112,6 +112,9 @@ def test_nginx_killed_mid_pull_and_the_pull_resumes(
     partial = target.stat().st_size
     assert 0 < partial < layer["size"]
     wait_until(lambda: restarted_on_its_own(proxy, restarts), 60, "nginx restarted by its restart policy")
+    # The image's entrypoint runs its start scripts before nginx listens: a client retries until it answers.
+    probe = ["curl", "-sS", "--cacert", str(stack.ca_file), "-o", "/dev/null", f"https://{docker_trusts_registry}/v2/"]
+    wait_until(lambda: run(*probe, check=False).returncode == 0, 60, "nginx answering again")
     run(*curl, "-C", "-", url, timeout=300)  # resume with a Range request through the new nginx
     assert target.stat().st_size == layer["size"]
     assert "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest() == layer["digest"]
