@@ -52,6 +52,24 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 
+# Secret text for the masking property: letters that no key name, message or other generated value uses (the
+# other values are drawn free of them), so any of them in an error can only mean a secret was echoed.
+SECRET_ALPHABET = "ΓΔΘΛΞΠΣΦΨ"
+SECRET_TEXT = st.text(alphabet=SECRET_ALPHABET, min_size=6, max_size=30)
+
+
+def free_of_secret_letters(value: Any) -> bool:
+    return not set(SECRET_ALPHABET) & set(json.dumps(value, ensure_ascii=False))
+
+
+PLAIN_KEYS = st.sampled_from(["users", "httpSecret", "httpsecret", "password", "alice", "image", "realm"]) | HOSTILE
+# Any JSON-like shape whose text leaves are secret text; keys are names, as the schema has them.
+SECRET_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | SECRET_TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(PLAIN_KEYS, children, max_size=4),
+    max_leaves=12,
+).filter(lambda value: not isinstance(value, dict) or free_of_secret_letters(list(value)))
+
 
 def raw_value(value: Any) -> str:
     """How Pulumi would hand a value to the program: strings as they are, the rest as JSON."""
@@ -207,3 +225,44 @@ def test_valid_configs_run_the_whole_program(
     result = run_program(config, FakeMocks())
     assert result.outputs["registryEndpoint"].startswith(hostname)
     assert json.loads(json.dumps(result.outputs)) == result.outputs
+
+
+SECRET_PLACES = ["auth.users.<name>", "auth.users", "auth", "registry.httpSecret", "registry"]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(
+    place=st.sampled_from(SECRET_PLACES),
+    secret=SECRET_TEXT | SECRET_VALUES,
+    user=USER_NAMES,
+    siblings=st.dictionaries(PLAIN_KEYS, JSON_VALUES, max_size=3).filter(free_of_secret_letters),
+    others=st.dictionaries(st.sampled_from(sorted(KNOWN_KEYS)) | HOSTILE, JSON_VALUES, max_size=4).filter(
+        free_of_secret_letters
+    ),
+    hostname=st.none() | HOSTNAMES,
+)
+def test_secrets_never_appear_in_errors(
+    place: str, secret: Any, user: str, siblings: dict[str, Any], others: dict[str, Any], hostname: str | None
+) -> None:
+    """Whatever shape a secret has and whatever else is wrong, a refused config never shows it. The property
+    asked for is that no text of 6 or more characters from the secret appears; the check is stronger: no
+    letter of the secret alphabet appears at all."""
+    block, _, rest = place.partition(".")
+    if rest == "users.<name>":
+        placed: Any = {**siblings, "users": {user: secret}}
+    elif rest:
+        placed = {**siblings, rest: secret}
+    else:
+        placed = secret
+    config = {key: raw_value(value) for key, value in others.items() if key != block}
+    config[block] = raw_value(placed)
+    if hostname is not None:  # so that the values get judged, not only the missing hostname
+        config["hostname"] = hostname
+    try:
+        load_settings(config)
+    except ConfigError as error:
+        event(f"refused, secret at {place}")
+        leaked = set(SECRET_ALPHABET) & set(str(error))
+        assert not leaked, str(error)
+        return
+    event(f"valid, secret at {place}")
