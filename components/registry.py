@@ -15,6 +15,7 @@ from components.docker_common import (
     PublishedPort,
     hardened_container,
 )
+from components.images import registry_config_path
 from components.rendering import (
     HTPASSWD_PATH,
     REGISTRY_DATA_DIR,
@@ -82,7 +83,7 @@ class Registry(pulumi.ComponentResource):
             ),
         )
 
-        config_path = settings.resolved_config_path
+        config_path = registry_config_path(settings.image, settings.config_path)
         http_secret = args.http_secret
         config_yml = http_secret.apply(
             lambda secret: render_registry_config(

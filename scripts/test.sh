@@ -54,4 +54,4 @@ venv/bin/mypy
 if $unit_only; then
   exec venv/bin/python -m pytest -m unit "$@"
 fi
-exec venv/bin/python -m pytest -m "not automation" "$@"
+exec venv/bin/python -m pytest -m "not automation" --durations=15 "$@"

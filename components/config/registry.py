@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import SecretStr, StrictBool, field_validator
 
 from components.config.base import ConfigModel, check_image
-from components.images import registry_config_path
 
 DEFAULT_REGISTRY_IMAGE = "registry:2.8.3"
 
@@ -45,8 +44,3 @@ class RegistrySettings(ConfigModel):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (it signs upload state)")
         return value
-
-    @property
-    def resolved_config_path(self) -> str:
-        # Image knowledge, kept until components/registry.py calls registry_config_path itself.
-        return registry_config_path(self.image, self.config_path)
