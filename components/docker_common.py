@@ -9,6 +9,8 @@ from typing import TypeVar
 import pulumi
 import pulumi_docker as docker
 
+from components.naming import child_of, renamed_from
+
 LABEL_PREFIX = "org.private-registry"
 LabelT = TypeVar("LabelT")
 
@@ -124,7 +126,7 @@ def hardened_container(name: str, args: HardenedContainerArgs, parent: pulumi.Re
         f"{name}-image",
         name=args.image,
         keep_locally=True,
-        opts=pulumi.ResourceOptions(parent=parent, aliases=_previous(args.previous_name, "image")),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=renamed_from(child_of(args.previous_name, "image"))),
     )
     hardening = args.hardening
     placement = args.placement
@@ -164,11 +166,8 @@ def hardened_container(name: str, args: HardenedContainerArgs, parent: pulumi.Re
         destroy_grace_seconds=STOP_GRACE_SECONDS,
         # The provider updates a changed healthcheck in state only, never on the running container: replace it.
         opts=pulumi.ResourceOptions(
-            parent=parent, replace_on_changes=["healthcheck"], aliases=_previous(args.previous_name, "container")
+            parent=parent,
+            replace_on_changes=["healthcheck"],
+            aliases=renamed_from(child_of(args.previous_name, "container")),
         ),
     )
-
-
-def _previous(previous_name: str | None, role: str) -> list[pulumi.Input[str] | pulumi.Alias]:
-    """An alias to the name a child had under its component's previous name (same type, same parent)."""
-    return [pulumi.Alias(name=f"{previous_name}-{role}")] if previous_name else []

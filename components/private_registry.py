@@ -11,6 +11,7 @@ import pulumi_random as random
 from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ca_component_name
 from components.config import Settings, UiFlavor
 from components.docker_common import ContainerPlacement, StackScope
+from components.naming import renamed_from
 from components.pulumi_config import StackSecrets
 from components.registry import Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
@@ -86,7 +87,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 previous_name=f"{name}-server-cert",
             ),
             # Named "<name>-server-cert" before: the aliases keep the key and certificate of existing stacks.
-            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-server-cert")]),
+            opts=pulumi.ResourceOptions(parent=self, aliases=renamed_from(f"{name}-server-cert")),
         )
 
         registry = Registry(
@@ -102,7 +103,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 previous_name=f"{name}-registry",
             ),
             # Named "<name>-registry" before: the aliases keep every existing stack's resources, data included.
-            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-registry")]),
+            opts=pulumi.ResourceOptions(parent=self, aliases=renamed_from(f"{name}-registry")),
         )
 
         ui_upstream: str | None = None

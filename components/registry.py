@@ -16,6 +16,7 @@ from components.docker_common import (
     hardened_container,
 )
 from components.images import registry_config_path
+from components.naming import child_of, renamed_from
 from components.rendering import (
     HTPASSWD_PATH,
     REGISTRY_DATA_DIR,
@@ -79,7 +80,7 @@ class Registry(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 retain_on_delete=True,
-                aliases=[pulumi.Alias(name=f"{args.previous_name}-data")] if args.previous_name else None,
+                aliases=renamed_from(child_of(args.previous_name, "data")),
             ),
         )
 

@@ -9,6 +9,7 @@ import pulumi_tls as tls
 
 from components.certificate_authority import CertificateAuthority, private_key
 from components.config import KeyAlgorithm
+from components.naming import child_of, renamed_from
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ class ServerCertificate(pulumi.ComponentResource):
         super().__init__("private-registry:tls:ServerCertificate", name, None, opts)
 
         def child(role: str) -> pulumi.ResourceOptions:
-            aliases = [pulumi.Alias(name=f"{args.previous_name}-{role}")] if args.previous_name else None
-            return pulumi.ResourceOptions(parent=self, aliases=aliases)
+            return pulumi.ResourceOptions(parent=self, aliases=renamed_from(child_of(args.previous_name, role)))
 
         key = private_key(f"{name}-key", args.key_algorithm, child("key"))
         request = tls.CertRequest(
