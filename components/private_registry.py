@@ -11,7 +11,6 @@ import pulumi_random as random
 from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ca_component_name
 from components.config import Settings, UiFlavor
 from components.docker_common import ContainerPlacement, StackScope
-from components.naming import renamed_from
 from components.pulumi_config import StackSecrets
 from components.registry import Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
@@ -84,10 +83,10 @@ class PrivateRegistry(pulumi.ComponentResource):
                 validity_days=settings.tls.cert_validity_days,
                 early_renewal_days=settings.tls.early_renewal_days,
                 ca=ca,
+                # Named so before: the aliases keep the key and certificate of existing stacks.
                 previous_name=f"{name}-server-cert",
             ),
-            # Named "<name>-server-cert" before: the aliases keep the key and certificate of existing stacks.
-            opts=pulumi.ResourceOptions(parent=self, aliases=renamed_from(f"{name}-server-cert")),
+            opts=child,
         )
 
         registry = Registry(
@@ -100,10 +99,10 @@ class PrivateRegistry(pulumi.ComponentResource):
                 accounts=args.secrets.accounts,
                 auth_realm=settings.auth.realm if settings.auth.enabled else None,
                 published_port=settings.registry_port,
+                # Named so before: the aliases keep every existing stack's resources, data included.
                 previous_name=f"{name}-registry",
             ),
-            # Named "<name>-registry" before: the aliases keep every existing stack's resources, data included.
-            opts=pulumi.ResourceOptions(parent=self, aliases=renamed_from(f"{name}-registry")),
+            opts=child,
         )
 
         ui_upstream: str | None = None

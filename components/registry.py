@@ -53,7 +53,8 @@ class RegistryArgs:
     published_port: int
     """Host port for the registry's own plain-HTTP port 5000; 0 publishes none."""
     previous_name: str | None = None
-    """The component's name in earlier versions of the program (its children keep their state through aliases)."""
+    """The component's name in earlier versions of the program: it and its children keep their state through
+    aliases to their old names."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -67,7 +68,8 @@ class Registry(pulumi.ComponentResource):
     """host:port the other containers reach the registry at on the stack's network."""
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("private-registry:registry:Registry", name, None, opts)
+        renamed = pulumi.ResourceOptions(aliases=renamed_from(args.previous_name))
+        super().__init__("private-registry:registry:Registry", name, None, pulumi.ResourceOptions.merge(opts, renamed))
         scope = args.placement.scope
         settings = args.settings
 

@@ -23,7 +23,8 @@ class ServerCertificateArgs:
     early_renewal_days: int
     ca: CertificateAuthority
     previous_name: str | None = None
-    """The component's name in earlier versions of the program (its children keep their state through aliases)."""
+    """The component's name in earlier versions of the program: it and its children keep their state through
+    aliases to their old names."""
 
 
 class ServerCertificate(pulumi.ComponentResource):
@@ -37,7 +38,10 @@ class ServerCertificate(pulumi.ComponentResource):
     """When the certificate expires (RFC 3339)."""
 
     def __init__(self, name: str, args: ServerCertificateArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("private-registry:tls:ServerCertificate", name, None, opts)
+        renamed = pulumi.ResourceOptions(aliases=renamed_from(args.previous_name))
+        super().__init__(
+            "private-registry:tls:ServerCertificate", name, None, pulumi.ResourceOptions.merge(opts, renamed)
+        )
 
         def child(role: str) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, aliases=renamed_from(child_of(args.previous_name, role)))
