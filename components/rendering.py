@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,6 @@ def render_hyper_ui_config(config: HyperUiConfig) -> str:
 # Characters Joxit's entrypoint cannot take as they are. It writes each setting into index.html with
 # `sed -i "s~\${NAME}~${VALUE}~"`: in the replacement `&` stands for the matched placeholder, `\` escapes and
 # `~` ends the expression; the result lands unescaped inside an HTML attribute.
-_JOXIT_HTML_ESCAPES = {"&": "&amp;", '"': "&quot;", "'": "&#39;", "<": "&lt;", ">": "&gt;", "$": "&#36;"}
 _SED_REPLACEMENT_ESCAPES = {"\\": "\\\\", "&": "\\&", "~": "\\~"}
 
 
@@ -148,7 +148,7 @@ def joxit_attribute_value(text: str) -> str:
     line can appear in it), then escaped for sed's replacement text. The browser decodes the entities,
     so the UI shows exactly `text`; a restart finds no placeholder left to edit again.
     """
-    html_escaped = "".join(_JOXIT_HTML_ESCAPES.get(char, char) for char in text)
+    html_escaped = html.escape(text, quote=True).replace("$", "&#36;")
     return "".join(_SED_REPLACEMENT_ESCAPES.get(char, char) for char in html_escaped)
 
 
