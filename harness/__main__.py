@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed leftover {line}", file=sys.stderr)
         for key in result.created:
             print(f"+ {key}", file=sys.stderr)
+        for rename in result.renamed:
+            print(f"~ {rename}", file=sys.stderr)
         for key in result.replaced:
             print(f"+- {key}", file=sys.stderr)
         for key in result.deleted:

@@ -18,6 +18,7 @@ from typing import Any
 
 import docker
 import pytest
+import yaml
 from docker.errors import DockerException, ImageNotFound
 
 from harness import realizer
@@ -100,6 +101,24 @@ def bring_up(config_file: Path, client: docker.DockerClient, tmp_dir: Path) -> L
     ca_file = tmp_dir / f"{config_file.stem}-ca.crt"
     ca_file.write_text(result.outputs["caCertPem"])
     return LiveStack(config_file, result.outputs, stack_config(config_file), ca_file, client)
+
+
+@contextlib.contextmanager
+def changed_stack(stack: LiveStack, tmp_path: Path, **blocks: dict[str, Any]) -> Iterator[Path]:
+    """The stack's file with some config blocks changed (same stem: same stack, same state); the original
+    config is brought back afterwards."""
+    document = yaml.safe_load(stack.config_file.read_text())
+    for block, values in blocks.items():
+        key = f"private-registry:{block}"
+        document["config"][key] = {**document["config"].get(key, {}), **values}
+    changed = tmp_path / stack.config_file.name
+    changed.write_text(yaml.safe_dump(document))
+    try:
+        yield changed
+    finally:
+        restored = realizer.up(stack.config_file, stack.client)
+        stack.outputs = restored.outputs
+        stack.ca_file.write_text(restored.outputs["caCertPem"])
 
 
 def remove_test_client_images(client: docker.DockerClient, hostname: str) -> None:

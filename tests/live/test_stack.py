@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from harness import realizer
 from harness.clients import curl, run, status_and_body
 from harness.docker_provider import LIVE_STACK_LABEL
-from tests.live.conftest import STACKS_DIR, LiveStack
+from tests.live.conftest import STACKS_DIR, LiveStack, changed_stack
 
 pytestmark = pytest.mark.live
 
@@ -219,11 +219,7 @@ def test_data_survives_a_registry_change(
     before = container_ids(stack)
     volume_before = engine.volumes.get("private-registry-live-registry-data").id
 
-    changed = yaml.safe_load(stack.config_file.read_text())
-    changed["config"]["private-registry:registry"]["logLevel"] = "debug"
-    changed_file = tmp_path / stack.config_file.name  # same stem: same stack, same state
-    changed_file.write_text(yaml.safe_dump(changed))
-    try:
+    with changed_stack(stack, tmp_path, registry={"logLevel": "debug"}) as changed_file:
         result = realizer.up(changed_file, engine)
         assert result.replaced == ["docker:index/container:Container::registry-distribution-container"]
         assert result.created == [] and result.deleted == []
@@ -237,8 +233,6 @@ def test_data_survives_a_registry_change(
         engine.images.remove(remote, force=True)
         run("docker", "pull", digest, timeout=300)
         assert digest in engine.images.get(digest).attrs["RepoDigests"]
-    finally:
-        realizer.up(stack.config_file, engine)
 
 
 def test_a_second_stack_coexists_and_down_removes_it(

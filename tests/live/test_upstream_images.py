@@ -4,11 +4,9 @@ config changes. Each of these failed on the program before it was fixed for them
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -18,7 +16,7 @@ from harness import realizer
 from harness.clients import curl, run, status_and_body, wait_until
 from harness.registry_api import RegistryClient
 from tests.live.browser import view_ui
-from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
+from tests.live.conftest import STACKS_DIR, LiveStack, bring_up, changed_stack
 
 pytestmark = pytest.mark.live
 
@@ -33,24 +31,6 @@ def open_stack(
     realizer.down(OPEN_STACK, volumes=True, client=engine)
     yield bring_up(OPEN_STACK, engine, tmp_path_factory.mktemp("open"))
     realizer.down(OPEN_STACK, volumes=True, client=engine)
-
-
-@contextlib.contextmanager
-def changed_stack(stack: LiveStack, tmp_path: Path, **blocks: dict[str, Any]) -> Iterator[Path]:
-    """The stack's file with some config blocks changed (same stem: same stack, same state); the original
-    config is brought back afterwards."""
-    document = yaml.safe_load(stack.config_file.read_text())
-    for block, values in blocks.items():
-        key = f"private-registry:{block}"
-        document["config"][key] = {**document["config"].get(key, {}), **values}
-    changed = tmp_path / stack.config_file.name
-    changed.write_text(yaml.safe_dump(document))
-    try:
-        yield changed
-    finally:
-        restored = realizer.up(stack.config_file, stack.client)
-        stack.outputs = restored.outputs
-        stack.ca_file.write_text(restored.outputs["caCertPem"])
 
 
 def client_for(stack: LiveStack) -> RegistryClient:
