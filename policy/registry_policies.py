@@ -306,10 +306,10 @@ def _plaintext_ports(args: ResourceValidationArgs, report_violation: ReportViola
             )
         elif role == "registry" or internal == REGISTRY_PORT:
             report_violation(
-                f"{args.name} publishes the registry's own port {internal} on {address}:{external}, plain HTTP "
-                "without the TLS proxy: images and logins cross the network in clear. Use registryUrl (HTTPS) and "
-                "publish none: pulumi config set private-registry:registryPort 0 (or bindAddress 127.0.0.1 for "
-                "a local check).",
+                f"{args.name} publishes the registry API's plain-HTTP port {internal} on {address}:{external}, "
+                "without TLS: images and logins cross the network in clear. Use registryUrl (HTTPS) and publish "
+                "none: pulumi config set private-registry:registryPort 0 (or bindAddress 127.0.0.1 for a local "
+                "check).",
                 None,
             )
 
