@@ -11,10 +11,11 @@ import pulumi_random as random
 from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ca_component_name
 from components.config import Settings, UiFlavor
 from components.docker_common import ContainerPlacement, StackScope
+from components.maintenance import Maintenance, MaintenanceArgs
 from components.pulumi_config import StackSecrets
 from components.registry import Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
-from components.reverse_proxy import ReverseProxy, ReverseProxyArgs
+from components.reverse_proxy import PLAIN_REGISTRY_PORT, PROXY_ALIAS, ReverseProxy, ReverseProxyArgs
 from components.server_certificate import ServerCertificate, ServerCertificateArgs
 
 
@@ -46,6 +47,10 @@ class PrivateRegistry(pulumi.ComponentResource):
     """Where a Docker client puts ca.crt to trust this registry."""
     proxy_site_config: str
     """The rendered nginx site config (for review; no secrets)."""
+    maintenance_container: pulumi.Output[str]
+    """The container that runs retention and garbage collection."""
+    gc_run_command: pulumi.Output[str]
+    """Runs retention and garbage collection now, on the Docker host (writes pause meanwhile)."""
 
     def __init__(self, name: str, args: PrivateRegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:index:PrivateRegistry", name, None, opts)
@@ -98,9 +103,21 @@ class PrivateRegistry(pulumi.ComponentResource):
                 http_secret=self._http_secret(name, args.secrets, child),
                 accounts=args.secrets.accounts,
                 auth_realm=settings.auth.realm if settings.auth.enabled else None,
-                published_port=settings.registry_port,
                 # Named so before: the aliases keep every existing stack's resources, data included.
                 previous_name=f"{name}-registry",
+            ),
+            opts=child,
+        )
+
+        maintenance = Maintenance(
+            f"{name}-maintenance",
+            MaintenanceArgs(
+                settings=settings.gc,
+                placement=placement,
+                registry_image=settings.registry.image,
+                registry_config_path=registry.config_path,
+                registry_config=registry.config_yml,
+                data_volume_name=registry.volume_name,
             ),
             opts=child,
         )
@@ -112,7 +129,8 @@ class PrivateRegistry(pulumi.ComponentResource):
                 RegistryUiArgs(
                     settings=settings.ui,
                     placement=placement,
-                    registry_upstream=registry.upstream,
+                    # The proxy's plain port, not the registry: writes pause there during garbage collection.
+                    registry_upstream=f"{PROXY_ALIAS}:{PLAIN_REGISTRY_PORT}",
                     registry_endpoint=settings.registry_endpoint,
                     delete_enabled=settings.registry.delete_enabled,
                     registry_secured=settings.auth.enabled,
@@ -131,6 +149,8 @@ class PrivateRegistry(pulumi.ComponentResource):
                 endpoint=settings.registry_endpoint,
                 https_port=settings.https_port,
                 http_port=settings.http_port,
+                registry_port=settings.registry_port,
+                maintenance_flags_volume=maintenance.flags_volume_name,
                 tls_profile=settings.tls.profile,
                 registry_upstream=registry.upstream,
                 ui_upstream=ui_upstream,
@@ -149,6 +169,8 @@ class PrivateRegistry(pulumi.ComponentResource):
         self.network_name = network.name
         self.docker_certs_dir = pulumi.Output.from_input(f"/etc/docker/certs.d/{settings.registry_endpoint}")
         self.proxy_site_config = proxy.site_config
+        self.maintenance_container = maintenance.container_name
+        self.gc_run_command = maintenance.run_command
         self.register_outputs(
             {
                 "registryEndpoint": self.registry_endpoint,
@@ -159,6 +181,8 @@ class PrivateRegistry(pulumi.ComponentResource):
                 "serverCertNotAfter": self.server_cert_not_after,
                 "networkName": self.network_name,
                 "dockerCertsDir": self.docker_certs_dir,
+                "maintenanceContainer": self.maintenance_container,
+                "gcRunCommand": self.gc_run_command,
             }
         )
 

@@ -12,7 +12,6 @@ from components.docker_common import (
     ContainerPlacement,
     HardenedContainerArgs,
     Hardening,
-    PublishedPort,
     hardened_container,
 )
 from components.images import registry_config_path
@@ -50,8 +49,6 @@ class RegistryArgs:
     """user name -> password (a secret Output); empty: the registry is open."""
     auth_realm: str | None
     """The realm of the registry's login challenge; None when there are no accounts."""
-    published_port: int
-    """Host port for the registry's own plain-HTTP port 5000; 0 publishes none."""
     previous_name: str | None = None
     """The component's name in earlier versions of the program: it and its children keep their state through
     aliases to their old names."""
@@ -66,6 +63,10 @@ class Registry(pulumi.ComponentResource):
     """Docker volume holding the blobs and manifests; kept on `pulumi destroy`."""
     upstream: str
     """host:port the other containers reach the registry at on the stack's network."""
+    config_path: str
+    """Where the image reads config.yml."""
+    config_yml: pulumi.Output[str]
+    """The rendered config.yml (secret: it holds http.secret)."""
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
         renamed = pulumi.ResourceOptions(aliases=renamed_from(args.previous_name))
@@ -113,7 +114,8 @@ class Registry(pulumi.ComponentResource):
                 placement=args.placement,
                 hardening=REGISTRY_HARDENING,
                 network_aliases=(REGISTRY_ALIAS,),
-                ports=(PublishedPort(internal=REGISTRY_PORT, external=args.published_port),),
+                # No published port: registryPort is served by the proxy, so every client passes through it
+                # (writes pause there during garbage collection).
                 # The image's entrypoint serves the config file it is given, whatever its default path.
                 command=(config_path,),
                 uploads=tuple(uploads),
@@ -126,6 +128,8 @@ class Registry(pulumi.ComponentResource):
         self.container_name = container.name
         self.volume_name = volume.name
         self.upstream = f"{REGISTRY_ALIAS}:{REGISTRY_PORT}"
+        self.config_path = config_path
+        self.config_yml = pulumi.Output.secret(config_yml)
         self.register_outputs(
             {"containerName": self.container_name, "volumeName": self.volume_name, "upstream": self.upstream}
         )

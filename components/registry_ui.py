@@ -50,7 +50,8 @@ class RegistryUiArgs:
     settings: UiSettings
     placement: ContainerPlacement
     registry_upstream: str
-    """host:port of the registry on the stack's network."""
+    """host:port of the registry API on the stack's network: the proxy's plain port, where writes pause
+    during garbage collection."""
     registry_endpoint: str
     """What users put before image names (shown in pull commands)."""
     delete_enabled: bool

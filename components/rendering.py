@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import html
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,9 @@ def render_registry_config(config: RegistryConfig) -> str:
         "storage": {
             "filesystem": {"rootdirectory": REGISTRY_DATA_DIR},
             "delete": {"enabled": config.delete_enabled},
-            "cache": {"blobdescriptor": "inmemory"},
+            # No blob descriptor cache: after a garbage collection the inmemory cache keeps answering "exists"
+            # for deleted blobs, a re-push skips them and the image is broken (distribution #1803, #4569).
+            # On the filesystem driver a blob's descriptor is two stat() calls without it.
             "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
         },
         "http": {
@@ -84,6 +87,71 @@ def render_registry_config(config: RegistryConfig) -> str:
     if config.auth_realm is not None:
         document["auth"] = {"htpasswd": {"realm": config.auth_realm, "path": HTPASSWD_PATH}}
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    """What the maintenance script's settings depend on."""
+
+    schedule_fields: tuple[str, ...] | None
+    """The five cron fields, expanded to numbers (`cron_fields`); None: no schedule, runs on demand only."""
+    schedule_text: str
+    """The schedule as configured, for the log."""
+    registry_config_path: str
+    gc_dry_run: bool
+    gc_delete_untagged: bool
+    retention_dry_run: bool
+    write_pause_seconds: int
+
+
+def render_maintenance_settings(config: MaintenanceConfig) -> str:
+    """/etc/registry-maintenance/settings.env, sourced by config_templates/maintenance.sh."""
+    fields = config.schedule_fields
+    values = {
+        "SCHEDULE": " ".join(fields) if fields else "none",
+        "SCHEDULE_TEXT": config.schedule_text,
+        # cron: when both day fields are restricted a day matching either runs the job, else both must match.
+        "SCHEDULE_DAYS": "either" if fields and _restricted(config.schedule_text, 2, 4) else "both",
+        "REGISTRY_CONFIG": config.registry_config_path,
+        "GC_DRY_RUN": _shell_bool(config.gc_dry_run),
+        "GC_DELETE_UNTAGGED": _shell_bool(config.gc_delete_untagged),
+        "RETENTION_DRY_RUN": _shell_bool(config.retention_dry_run),
+        "WRITE_PAUSE_SECONDS": str(config.write_pause_seconds),
+    }
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def _restricted(schedule: str, *positions: int) -> bool:
+    """Whether every field at these positions of a five-field cron text is restricted (does not start with
+    `*`, as cron decides it); the @-shorthands restrict at most one day field."""
+    fields = schedule.split()
+    if len(fields) != 5:
+        return False
+    return all(not fields[position].startswith("*") for position in positions)
+
+
+def _shell_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+@dataclass(frozen=True)
+class RetentionRuleLine:
+    """One retention rule as the maintenance script reads it."""
+
+    repositories: tuple[str, ...]
+    keep_last: int | None
+    keep_tags: tuple[str, ...]
+
+
+def render_retention_rules(rules: tuple[RetentionRuleLine, ...]) -> str:
+    """/etc/registry-maintenance/retention.rules: one rule a line, `keepLast repositoryGlobs tagGlobs`, the
+    globs comma-separated, `-` for none (globs have no spaces or commas: the config refuses them)."""
+    lines = []
+    for rule in rules:
+        keep_last = "-" if rule.keep_last is None else str(rule.keep_last)
+        keep_tags = ",".join(rule.keep_tags) or "-"
+        lines.append(f"{keep_last} {','.join(rule.repositories)} {keep_tags}\n")
+    return "".join(lines)
 
 
 def _bcrypt_salt(key: str, user: str, password: str, cost: int) -> bytes:
@@ -191,6 +259,12 @@ class ProxyConfig:
     certificate_key_path: str
     tls_profile: str = "intermediate"
     health_port: int = 8081
+    plain_registry_port: int = REGISTRY_PORT
+    """The registry API in plain HTTP on the stack's network (published as registryPort)."""
+    maintenance_flags_dir: str = "/run/registry-maintenance"
+    """Where the maintenance run's write-pause flags appear (a volume shared read-only)."""
+    writes_paused_retry_after: int = 30
+    """Retry-After (seconds) of the 503 answer to writes while garbage collection runs."""
 
 
 def render_nginx_conf(config: ProxyConfig) -> str:
@@ -207,4 +281,7 @@ def render_nginx_conf(config: ProxyConfig) -> str:
         tls_protocols="TLSv1.3" if config.tls_profile == "modern" else "TLSv1.2 TLSv1.3",
         tls_ciphers=None if config.tls_profile == "modern" else INTERMEDIATE_CIPHERS,
         health_port=config.health_port,
+        plain_registry_port=config.plain_registry_port,
+        maintenance_flags_dir=config.maintenance_flags_dir,
+        writes_paused_retry_after=config.writes_paused_retry_after,
     )

@@ -16,7 +16,7 @@ from components.docker_common import (
     PublishedPort,
     hardened_container,
 )
-from components.rendering import ProxyConfig, render_nginx_conf
+from components.rendering import REGISTRY_PORT, ProxyConfig, render_nginx_conf
 
 # The nginx image's own default site (a welcome page on port 80, answering any Host our site does not name):
 # our site takes its place, so nothing but ours answers on any port.
@@ -26,6 +26,11 @@ CERTIFICATE_KEY_PATH = "/etc/nginx/tls/server.key"
 HTTPS_INTERNAL_PORT = 443
 HTTP_INTERNAL_PORT = 80
 HEALTH_PORT = 8081  # nginx's own health endpoint, on the container's loopback only
+# The registry API in plain HTTP, on the stack's network and published as registryPort.
+PLAIN_REGISTRY_PORT = REGISTRY_PORT
+# The name the UI's own proxy (uiPort) reaches the plain port by.
+PROXY_ALIAS = "proxy"
+MAINTENANCE_FLAGS_DIR = "/run/registry-maintenance"
 PROXY_HARDENING = Hardening(
     # Up to 4 MB of response buffers and 1 MB of request buffer per transfer (see the nginx template).
     memory_mib=512,
@@ -44,6 +49,10 @@ class ReverseProxyArgs:
     https_port: int
     http_port: int
     """0: no plaintext port (and no redirect server)."""
+    registry_port: int
+    """Host port of the plain-HTTP registry API; 0 publishes none."""
+    maintenance_flags_volume: pulumi.Input[str]
+    """The maintenance container's write-pause flags: mounted read-only."""
     tls_profile: str
     registry_upstream: str
     ui_upstream: str | None
@@ -55,6 +64,8 @@ class ReverseProxy(pulumi.ComponentResource):
     """The nginx container with its site config, certificate and key uploaded into it."""
 
     container_name: pulumi.Output[str]
+    plain_upstream: str
+    """host:port of the plain-HTTP registry API on the stack's network."""
     site_config: str
     """The rendered nginx site config (no secrets in it)."""
 
@@ -71,6 +82,8 @@ class ReverseProxy(pulumi.ComponentResource):
                 certificate_key_path=CERTIFICATE_KEY_PATH,
                 tls_profile=args.tls_profile,
                 health_port=HEALTH_PORT,
+                plain_registry_port=PLAIN_REGISTRY_PORT,
+                maintenance_flags_dir=MAINTENANCE_FLAGS_DIR,
             )
         )
         container = hardened_container(
@@ -83,6 +96,14 @@ class ReverseProxy(pulumi.ComponentResource):
                 ports=(
                     PublishedPort(internal=HTTPS_INTERNAL_PORT, external=args.https_port),
                     PublishedPort(internal=HTTP_INTERNAL_PORT, external=args.http_port),
+                    PublishedPort(internal=PLAIN_REGISTRY_PORT, external=args.registry_port),
+                ),
+                network_aliases=(PROXY_ALIAS,),
+                # Read-only: nginx only tests whether a flag exists.
+                volumes=(
+                    docker.ContainerVolumeArgs(
+                        volume_name=args.maintenance_flags_volume, container_path=MAINTENANCE_FLAGS_DIR, read_only=True
+                    ),
                 ),
                 uploads=(
                     docker.ContainerUploadArgs(file=SITE_CONFIG_PATH, content=self.site_config, permissions="0644"),
@@ -101,4 +122,5 @@ class ReverseProxy(pulumi.ComponentResource):
         )
 
         self.container_name = container.name
+        self.plain_upstream = f"{PROXY_ALIAS}:{PLAIN_REGISTRY_PORT}"
         self.register_outputs({"containerName": self.container_name})

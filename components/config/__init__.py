@@ -4,13 +4,14 @@
 raises `ConfigError` naming every bad key, its value and what is allowed. Components only ever see
 `Settings` (or parts of it), never raw config. No Pulumi import here: this package is testable on its own.
 
-One module per config block (`registry`, `ui`, `proxy`, `tls`, `auth`), composed by `settings.Settings`;
+One module per config block (`registry`, `ui`, `proxy`, `tls`, `auth`, `gc`), composed by `settings.Settings`;
 `loader` reads the raw values and `errors` words the problems. A new block is a new module and a field of
 `Settings`.
 """
 
 from components.config.auth import BCRYPT_MAX_PASSWORD_BYTES, AuthSettings
 from components.config.errors import NAMESPACE, ConfigError
+from components.config.gc import GcSettings, RetentionRule, RetentionSettings, cron_fields
 from components.config.loader import KNOWN_KEYS, load_settings
 from components.config.proxy import DEFAULT_PROXY_IMAGE, ProxySettings
 from components.config.registry import DEFAULT_REGISTRY_IMAGE, RegistrySettings
@@ -29,12 +30,16 @@ __all__ = [
     "NAMESPACE",
     "AuthSettings",
     "ConfigError",
+    "GcSettings",
     "KeyAlgorithm",
     "ProxySettings",
     "RegistrySettings",
+    "RetentionRule",
+    "RetentionSettings",
     "Settings",
     "TlsSettings",
     "UiFlavor",
     "UiSettings",
+    "cron_fields",
     "load_settings",
 ]

@@ -8,10 +8,12 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 
 from components.config.auth import AuthSettings
 from components.config.base import ConfigModel, check_dns_or_ip
+from components.config.gc import GcSettings
 from components.config.proxy import ProxySettings
 from components.config.registry import RegistrySettings
 from components.config.tls import TlsSettings
 from components.config.ui import UiFlavor, UiSettings
+from components.images import registry_major_version
 
 
 class Settings(ConfigModel):
@@ -35,6 +37,7 @@ class Settings(ConfigModel):
     proxy: ProxySettings = ProxySettings()
     tls: TlsSettings = TlsSettings()
     auth: AuthSettings = AuthSettings()
+    gc: GcSettings = GcSettings()
 
     @field_validator("hostname")
     @classmethod
@@ -89,6 +92,11 @@ class Settings(ConfigModel):
             raise ValueError(
                 "uiPort is set with auth.users: the UI would then be reached without TLS, sending passwords in "
                 "clear; reach it through the proxy (uiUrl) instead"
+            )
+        if self.gc.delete_untagged and registry_major_version(self.registry.image) < 3:
+            raise ValueError(
+                f"gc.deleteUntagged is refused with {self.registry.image}: registry 2.x deletes the per-platform "
+                "images of multi-arch indexes as untagged (distribution #3178); use registry 3 or leave it off"
             )
         return self
 

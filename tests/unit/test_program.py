@@ -60,6 +60,10 @@ def test_declares_the_components_and_their_children(run: Run) -> None:
         ("docker:index/volume:Volume", "registry-distribution-data", "registry-distribution"),
         ("docker:index/remoteImage:RemoteImage", "registry-distribution-image", "registry-distribution"),
         (CONTAINER, "registry-distribution-container", "registry-distribution"),
+        ("private-registry:maintenance:Maintenance", "registry-maintenance", "registry"),
+        ("docker:index/volume:Volume", "registry-maintenance-flags", "registry-maintenance"),
+        ("docker:index/remoteImage:RemoteImage", "registry-maintenance-image", "registry-maintenance"),
+        (CONTAINER, "registry-maintenance-container", "registry-maintenance"),
         ("private-registry:ui:RegistryUi", "registry-ui", "registry"),
         ("docker:index/remoteImage:RemoteImage", "registry-ui-image", "registry-ui"),
         (CONTAINER, "registry-ui-container", "registry-ui"),
@@ -72,7 +76,7 @@ def test_declares_the_components_and_their_children(run: Run) -> None:
 def test_ui_flavor_none_declares_no_ui(run: Run) -> None:
     result = run(ui={"flavor": "none"})
     assert not [r for r in result.registrations.values() if "-ui" in r.name]
-    assert len(result.of_type(CONTAINER)) == 2
+    assert len(result.of_type(CONTAINER)) == 3
     assert "return 404;" in upload(container(result, "proxy"), SITE)["content"]
 
 
@@ -84,7 +88,8 @@ def test_all_containers_join_the_one_network(run: Run) -> None:
     assert len(result.of_type("docker:index/network:Network")) == 1
     joined = {r.name: plain(r.inputs)["networksAdvanced"] for r in result.of_type(CONTAINER)}
     assert joined == {
-        "registry-proxy-container": [{"name": "private-registry-test-net"}],
+        "registry-proxy-container": [{"name": "private-registry-test-net", "aliases": ["proxy"]}],
+        "registry-maintenance-container": [{"name": "private-registry-test-net"}],
         "registry-distribution-container": [{"name": "private-registry-test-net", "aliases": ["registry"]}],
         "registry-ui-container": [{"name": "private-registry-test-net", "aliases": ["ui"]}],
     }
@@ -106,6 +111,8 @@ def test_docker_names_carry_project_and_stack(run: Run) -> None:
         "private-registry-dev-registry",
         "private-registry-dev-ui",
         "private-registry-dev-proxy",
+        "private-registry-dev-maintenance",
+        "private-registry-dev-maintenance-flags",
     }
     assert not names(dev) & names(prod)
 
@@ -134,15 +141,20 @@ def test_default_ports_publish_https_and_redirect_on_loopback(run: Run) -> None:
 
 def test_ports_follow_config(run: Run) -> None:
     result = run(bindAddress="192.168.1.10", httpsPort=8443, httpPort=0, registryPort=5000, uiPort=8081)
-    assert container(result, "proxy")["ports"] == [{"internal": 443, "external": 8443, "ip": "192.168.1.10"}]
-    assert container(result, "registry")["ports"] == [{"internal": 5000, "external": 5000, "ip": "192.168.1.10"}]
+    # registryPort is the proxy's plain port: every client passes the proxy (writes pause there during GC).
+    assert container(result, "proxy")["ports"] == [
+        {"internal": 443, "external": 8443, "ip": "192.168.1.10"},
+        {"internal": 5000, "external": 5000, "ip": "192.168.1.10"},
+    ]
+    assert container(result, "registry").get("ports", []) == []
     assert container(result, "ui")["ports"] == [{"internal": 8080, "external": 8081, "ip": "192.168.1.10"}]
     assert "listen 80" not in upload(container(result, "proxy"), SITE)["content"]
 
 
 def test_joxit_published_on_its_own_port_proxies_through_dockers_dns(run: Run) -> None:
     env = set(container(run(uiPort=8081), "ui")["envs"])
-    assert {"NGINX_PROXY_PASS_URL=http://registry:5000", "NGINX_RESOLVER=127.0.0.11"} <= env
+    # To the proxy's plain port, not the registry: writes pause there during garbage collection.
+    assert {"NGINX_PROXY_PASS_URL=http://proxy:5000", "NGINX_RESOLVER=127.0.0.11"} <= env
 
 
 def test_joxit_runs_as_its_nginx_user_without_capabilities(run: Run) -> None:
@@ -335,7 +347,7 @@ def test_hyper_ui_gets_the_recipe_config_file(run: Run) -> None:
     ui = container(run(httpsPort=8443, ui={"flavor": "hyper", "readonly": False}), "ui")
     config = yaml.safe_load(upload(ui, "/conf/config.yml")["content"])
     assert config == {
-        "registry": {"url": "http://registry:5000/v2", "name": "registry.example.com:8443", "readonly": False},
+        "registry": {"url": "http://proxy:5000/v2", "name": "registry.example.com:8443", "readonly": False},
         "auth": {"enabled": False},
     }
     assert ui["envs"] == ["CATALINA_OPTS=-Xmx320m"]  # Java 7 would size its heap from the host's memory
@@ -398,7 +410,12 @@ def test_outputs_are_complete_and_hold_no_secret(run: Run) -> None:
         "serverCertNotAfter",
         "networkName",
         "dockerCertsDir",
+        "maintenanceContainer",
+        "gcRunCommand",
     }
+    assert result.outputs["gcRunCommand"] == (
+        "docker exec private-registry-test-maintenance /usr/local/sbin/maintenance.sh run"
+    )
     assert result.secret_outputs == set()
     assert "configured-secret-0123456789" not in json.dumps(result.outputs)
     assert "PRIVATE KEY" not in json.dumps(result.outputs)
@@ -425,14 +442,33 @@ def test_same_config_declares_identical_inputs(run: Run) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"registry": {"logLevel": "debug"}}, {"registry-distribution-container"}),
-        ({"registry": {"image": "registry:2.8.2"}}, {"registry-distribution-image", "registry-distribution-container"}),
+        # The maintenance container gets the registry's config.yml (garbage-collect reads its storage section).
+        ({"registry": {"logLevel": "debug"}}, {"registry-distribution-container", "registry-maintenance-container"}),
+        (
+            {"registry": {"image": "registry:2.8.2"}},
+            {
+                "registry-distribution-image",
+                "registry-distribution-container",
+                "registry-maintenance-image",
+                "registry-maintenance-container",
+            },
+        ),
+        ({"gc": {"schedule": "0 4 * * *"}}, {"registry-maintenance-container"}),
+        ({"gc": {"retention": {"rules": [{"repositories": ["ci/*"], "keepLast": 5}]}}}, {"registry-maintenance-container"}),
         ({"ui": {"title": "Other"}}, {"registry-ui-container"}),
         ({"proxy": {"image": "nginx:1.27"}}, {"registry-proxy-image", "registry-proxy-container"}),
-        ({"registryPort": 5000}, {"registry-distribution-container"}),
+        ({"registryPort": 5000}, {"registry-proxy-container"}),
         ({"httpPort": 0}, {"registry-proxy-container"}),
         # The endpoint appears in http.host, the UI's pull URL and the redirect target.
-        ({"httpsPort": 8443}, {"registry-distribution-container", "registry-ui-container", "registry-proxy-container"}),
+        (
+            {"httpsPort": 8443},
+            {
+                "registry-distribution-container",
+                "registry-maintenance-container",
+                "registry-ui-container",
+                "registry-proxy-container",
+            },
+        ),
         (
             {"ipAddresses": ["127.0.0.1"]},
             {"registry-tls-csr", "registry-tls-cert", "registry-proxy-container"},
@@ -692,7 +728,7 @@ def test_an_explicit_docker_provider_reaches_every_docker_resource() -> None:
     declare()
     (provider,) = result.of_type("pulumi:providers:docker")
     docker_resources = [r for r in result.registrations.values() if r.typ.startswith("docker:index/")]
-    assert len(docker_resources) == 8  # network, volume, 3 images, 3 containers
+    assert len(docker_resources) == 11  # network, 2 volumes, 4 images, 4 containers
     for registration in docker_resources:
         # A provider reference is "<provider URN>::<provider ID>".
         assert registration.options["provider"].startswith(provider.urn + "::"), registration.name

@@ -326,7 +326,7 @@ def test_ui_location_forbids_framing_and_sniffing() -> None:
 
 def test_health_endpoint_listens_on_loopback_only() -> None:
     conf = render_nginx_conf(PROXY)
-    health = conf[conf.index("listen 127.0.0.1:8081;") : conf.index("listen 80 default_server;")]
+    health = conf[conf.index("listen 127.0.0.1:8081;") : conf.index("listen 5000;")]
     assert "location = /healthz" in health
     assert "proxy_pass" not in health
 

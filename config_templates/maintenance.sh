@@ -1,0 +1,305 @@
+#!/bin/sh
+# Garbage collection and tag retention for the registry's data volume (private-registry, components/maintenance.py).
+# Runs in the maintenance container, from the registry's own image (its `registry` binary and busybox shell).
+#
+#   maintenance.sh schedule   the container's command: a run whenever the clock matches the schedule
+#   maintenance.sh run        one run now, for operators (`docker exec`): its output goes to the terminal and to
+#                             the container's log; exit status 0, or 1 when it failed
+#   maintenance.sh health     the healthcheck: unhealthy from a failed run until a run succeeds
+#
+# A run pauses writes first: while flag files named after the current 100-second span exist in the volume
+# shared with nginx, nginx answers every write request 503 (retryable); pulls go on. The flags are renewed
+# every 20 s and name only the current and the next span, so writes come back by themselves at most 200 s
+# after a run that was killed. The blob descriptor cache is off in the registry's config, so after a
+# collection the registry answers from the disk, never from a stale cache (distribution #1803).
+set -eu
+
+# shellcheck source=/dev/null
+. /etc/registry-maintenance/settings.env
+
+DATA=/var/lib/registry
+REPOSITORIES=$DATA/docker/registry/v2/repositories
+FLAGS=/run/registry-maintenance
+STATE=/tmp/registry-maintenance
+RULES=/etc/registry-maintenance/retention.rules
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S%z') maintenance: $*"
+}
+
+# ---- schedule
+
+field_matches() { # value field: the field is `*` or a comma list of numbers
+    [ "$2" = "*" ] && return 0
+    case ",$2," in *",$1,"*) return 0 ;; esac
+    return 1
+}
+
+# minute hour day month weekday (numbers without leading zeros): does the schedule run then?
+schedule_matches() {
+    set -f
+    # shellcheck disable=SC2086
+    set -- "$@" $SCHEDULE
+    set +f
+    field_matches "$1" "$6" && field_matches "$2" "$7" && field_matches "$4" "$9" || return 1
+    if [ "$SCHEDULE_DAYS" = either ]; then
+        # cron: with both day fields restricted, either one matching is enough
+        field_matches "$3" "$8" || field_matches "$5" "${10}"
+    else
+        field_matches "$3" "$8" && field_matches "$5" "${10}"
+    fi
+}
+
+number() { # strips the leading zero date prints (08 is not octal here)
+    echo "${1#0}"
+}
+
+clear_leftovers() {
+    rm -f "$FLAGS"/writes-paused-*
+    rm -rf "$STATE/lock"
+}
+
+schedule() {
+    mkdir -p "$STATE"
+    clear_leftovers
+    trap 'log "stopping"; exit 0' TERM INT
+    if [ "$SCHEDULE" = none ]; then
+        log "no schedule: runs only on demand (docker exec <container> maintenance.sh run)"
+    else
+        log "scheduled at '$SCHEDULE_TEXT' (cron, this host's time: now $(date '+%H:%M %Z'))"
+    fi
+    last=""
+    while :; do
+        if [ "$SCHEDULE" != none ]; then
+            # shellcheck disable=SC2046
+            set -- $(date '+%M %H %d %m %w %Y%m%d%H%M')
+            if [ "$6" != "$last" ] && schedule_matches "$(number "$1")" "$(number "$2")" "$(number "$3")" \
+                "$(number "$4")" "$5"; then
+                last=$6
+                "$0" once || true
+            fi
+        fi
+        # Until the next minute; in the background so that `docker stop` ends the container at once.
+        sleep $((61 - $(number "$(date +%S)"))) &
+        wait $! || true
+    done
+}
+
+# ---- one run
+
+pause_writes() {
+    while :; do
+        span=$(($(date +%s) / 100))
+        touch "$FLAGS/writes-paused-$span" "$FLAGS/writes-paused-$((span + 1))"
+        sleep 20
+    done
+}
+
+finish() {
+    status=$?
+    if [ -n "${heartbeat:-}" ]; then kill "$heartbeat" 2>/dev/null || true; fi
+    rm -f "$FLAGS"/writes-paused-*
+    rm -rf "$STATE/lock"
+    if [ "$status" -eq 0 ]; then
+        echo ok >"$STATE/last-run"
+        log "run finished; writes resumed"
+    else
+        echo failed >"$STATE/last-run"
+        log "run FAILED (exit $status); writes resumed; the container reports unhealthy until a run succeeds"
+    fi
+    exit "$status"
+}
+
+usage_kib() {
+    du -sk "$DATA" | cut -f1
+}
+
+run() {
+    mkdir -p "$STATE"
+    if ! mkdir "$STATE/lock" 2>/dev/null; then
+        holder=$(cat "$STATE/lock/pid" 2>/dev/null || echo "")
+        if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then
+            log "another run is in progress (pid $holder); not starting a second one"
+            return 1
+        fi
+        rm -rf "$STATE/lock"
+        mkdir "$STATE/lock"
+    fi
+    echo $$ >"$STATE/lock/pid"
+    heartbeat=""
+    trap finish EXIT
+    trap 'exit 130' INT TERM HUP
+
+    log "run started: garbage collection$(flag_text "$GC_DRY_RUN" " (dry run)")$(flag_text "$GC_DELETE_UNTAGGED" \
+        ", untagged manifests too"), retention$(flag_text "$RETENTION_DRY_RUN" " (dry run)")"
+    pause_writes &
+    heartbeat=$!
+    log "writes paused (pushes and deletes answer 503); waiting ${WRITE_PAUSE_SECONDS}s for requests under way"
+    sleep "$WRITE_PAUSE_SECONDS"
+
+    before=$(usage_kib)
+    retention
+    collect
+    after=$(usage_kib)
+    log "data volume: $((before * 1024)) bytes before, $((after * 1024)) after: freed $(((before - after) * 1024)) bytes"
+}
+
+flag_text() { # value text: the text when the value is true
+    if [ "$1" = true ]; then echo "$2"; fi
+}
+
+collect() {
+    set -- garbage-collect
+    [ "$GC_DRY_RUN" = true ] && set -- "$@" --dry-run
+    [ "$GC_DELETE_UNTAGGED" = true ] && set -- "$@" --delete-untagged
+    log "registry $* $REGISTRY_CONFIG"
+    status=0
+    registry "$@" "$REGISTRY_CONFIG" >"$STATE/gc.out" 2>&1 || status=$?
+    # Marking lines name every blob still in use (thousands); keep what is deleted, the summary and errors.
+    stamp=$(date '+%Y-%m-%dT%H:%M:%S%z')
+    grep -v ': marking ' "$STATE/gc.out" | grep -v '^$' | sed "s/^/$stamp maintenance: gc: /" || true
+    deleted=$(grep -c 'blob eligible for deletion' "$STATE/gc.out" || true)
+    outcome="done"
+    [ "$status" -eq 0 ] || outcome="FAILED (exit $status)"
+    log "garbage collection $outcome: $deleted blobs eligible for deletion"
+    return "$status"
+}
+
+# ---- retention
+
+# The first rule whose repository globs match: prints "keepLast tagGlobs" (`-` when absent).
+rule_for() {
+    [ -f "$RULES" ] || return 1
+    while read -r keep_last repositories keep_tags; do
+        set -f
+        old_ifs=$IFS
+        IFS=,
+        for glob in $repositories; do
+            # shellcheck disable=SC2254
+            case "$1" in
+                $glob)
+                    IFS=$old_ifs
+                    set +f
+                    echo "$keep_last $keep_tags"
+                    return 0
+                    ;;
+            esac
+        done
+        IFS=$old_ifs
+        set +f
+    done <"$RULES"
+    return 1
+}
+
+matches_any() { # tag globs
+    [ "$2" = - ] && return 1
+    set -f
+    old_ifs=$IFS
+    IFS=,
+    for glob in $2; do
+        # shellcheck disable=SC2254
+        case "$1" in $glob)
+            IFS=$old_ifs
+            set +f
+            return 0
+            ;;
+        esac
+    done
+    IFS=$old_ifs
+    set +f
+    return 1
+}
+
+retention() {
+    if [ ! -s "$RULES" ]; then
+        log "retention: no rules"
+        return 0
+    fi
+    [ -d "$REPOSITORIES" ] || return 0
+    find "$REPOSITORIES" -type d -name _manifests | sort >"$STATE/repositories"
+    while read -r manifests; do
+        repository=${manifests#"$REPOSITORIES"/}
+        repository=${repository%/_manifests}
+        if rule=$(rule_for "$repository"); then
+            # shellcheck disable=SC2086
+            retain "$repository" $rule
+        fi
+    done <"$STATE/repositories"
+}
+
+# repository keepLast tagGlobs: keep the tags the rule keeps, delete the others.
+retain() {
+    repository=$1 keep_last=$2 keep_tags=$3
+    tags_dir=$REPOSITORIES/$repository/_manifests/tags
+    revisions_dir=$REPOSITORIES/$repository/_manifests/revisions/sha256
+    : >"$STATE/tags"
+    if [ -d "$tags_dir" ]; then
+        find "$tags_dir" -mindepth 3 -maxdepth 3 -path '*/current/link' >"$STATE/links"
+        while read -r link; do
+            tag=${link#"$tags_dir"/}
+            tag=${tag%/current/link}
+            digest=$(cat "$link")
+            case "$digest" in sha256:*) ;; *) continue ;; esac
+            echo "$(stat -c %Y "$link") $tag $digest" >>"$STATE/tags"
+        done <"$STATE/links"
+    fi
+    # Most recently pushed first; the tag name orders tags pushed in the same second.
+    sort -k1,1nr -k2,2 "$STATE/tags" >"$STATE/tags.sorted"
+    : >"$STATE/kept"
+    : >"$STATE/dropped"
+    position=0
+    while read -r pushed tag digest; do
+        position=$((position + 1))
+        if matches_any "$tag" "$keep_tags"; then
+            echo "$digest" >>"$STATE/kept"
+        elif [ "$keep_last" != - ] && [ "$position" -le "$keep_last" ]; then
+            echo "$digest" >>"$STATE/kept"
+        else
+            echo "$pushed $tag $digest" >>"$STATE/dropped"
+        fi
+    done <"$STATE/tags.sorted"
+    kept_count=$(($(wc -l <"$STATE/tags.sorted") - $(wc -l <"$STATE/dropped")))
+    log "retention: $repository: keeping $kept_count tags, deleting $(wc -l <"$STATE/dropped" | tr -d ' ')"
+    while read -r pushed tag digest; do
+        when=$(date -d "@$pushed" '+%Y-%m-%d %H:%M')
+        hex=${digest#sha256:}
+        if grep -qx "$digest" "$STATE/kept"; then
+            what="tag $repository:$tag (its manifest $digest stays: a kept tag points to it)"
+        else
+            what="$repository:$tag ($digest, pushed $when)"
+        fi
+        if [ "$RETENTION_DRY_RUN" = true ]; then
+            log "retention: would delete $what"
+            continue
+        fi
+        # What the registry's own DELETE does: the tag's directory, and the manifest's revision link when no
+        # kept tag points to it (its blobs then go in the garbage collection that follows).
+        rm -rf "${tags_dir:?}/$tag"
+        if ! grep -qx "$digest" "$STATE/kept"; then
+            rm -rf "${revisions_dir:?}/$hex"
+        fi
+        log "retention: deleted $what"
+    done <"$STATE/dropped"
+}
+
+health() {
+    [ "$(cat "$STATE/last-run" 2>/dev/null || echo none)" != failed ]
+}
+
+case "${1:-}" in
+    schedule) schedule ;;
+    once) run ;;
+    run)
+        mkdir -p "$STATE"
+        rm -f "$STATE/exit.$$"
+        { "$0" once || echo $? >"$STATE/exit.$$"; } 2>&1 | tee -a /proc/1/fd/1
+        status=$(cat "$STATE/exit.$$" 2>/dev/null || echo 0)
+        rm -f "$STATE/exit.$$"
+        exit "$status"
+        ;;
+    health) health ;;
+    *)
+        echo "usage: $0 schedule|run|once|health" >&2
+        exit 2
+        ;;
+esac
