@@ -221,8 +221,10 @@ retention() {
         repository=${manifests#"$REPOSITORIES"/}
         repository=${repository%/_manifests}
         if rule=$(rule_for "$repository"); then
+            set -f # the rule's tag globs are for `case`, not names of files in the working directory (v* -> var)
             # shellcheck disable=SC2086
             retain "$repository" $rule
+            set +f
         fi
     done <"$STATE/repositories"
 }

@@ -33,6 +33,8 @@ def cron_fields(schedule: str) -> tuple[str, ...]:
             "must be a cron expression of five fields (minute hour day-of-month month day-of-week), e.g. "
             f"'{DEFAULT_GC_SCHEDULE}' for Sundays at 03:30, or '@weekly', or '{SCHEDULE_OFF}'"
         )
+    if not text.startswith("@"):
+        _refuse_croniter_only_syntax(text)
     try:
         expanded, _ = croniter.expand(text)
     except (CroniterError, ValueError, KeyError, IndexError) as error:
@@ -44,8 +46,38 @@ def cron_fields(schedule: str) -> tuple[str, ...]:
         elif all(isinstance(value, int) for value in values):
             fields.append(",".join(str(value) for value in sorted(set(values))))
         else:
-            raise ValueError(f"uses an extension cron does not have in its {name} field ('L', '#', '?' or 'H')")
+            raise ValueError(f"uses an extension cron does not have in its {name} field ('L', 'W', '#', '?' or 'H')")
     return tuple(fields)
+
+
+def _refuse_croniter_only_syntax(text: str) -> None:
+    """What croniter reads differently from cron, or reads but leaves out of the fields it expands: `#` (nth
+    weekday), `W` (nearest weekday), `?` (read as `*`, though it does not start with one), and a range with equal
+    ends (`5-5`, `sun-sun`), which croniter takes for the whole field and cron for that one value."""
+    for name, field in zip(CRON_FIELDS, text.lower().split(" "), strict=True):
+        if "#" in field or "?" in field or (name == "day of month" and "w" in field):
+            raise ValueError(f"uses an extension cron does not have in its {name} field ('L', 'W', '#', '?' or 'H')")
+        for element in field.split(","):
+            bounds = element.split("/")[0].split("-")
+            if len(bounds) == 2 and _cron_number(bounds[0]) == _cron_number(bounds[1]):
+                raise ValueError(
+                    f"has the range {element!r} in its {name} field: croniter reads a range with equal ends as the "
+                    "whole field, cron as that one value; write the value alone"
+                )
+
+
+def _cron_number(text: str) -> int | str:
+    """A field's number or name as a number (`jan` 1, `sun` 0), or the text itself when it is neither."""
+    if text.isdigit():
+        return int(text)
+    for names in (_MONTH_NAMES, _DAY_NAMES):
+        if text in names:
+            return names.index(text)
+    return text
+
+
+_MONTH_NAMES = ("", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 class RetentionRule(ConfigModel):
