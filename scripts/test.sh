@@ -19,6 +19,8 @@ fi
 
 need=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The maintenance script's unit tests run it under busybox, the shell of the registry's (Alpine) image.
+command -v busybox >/dev/null || need+=(busybox)
 if ! $unit_only; then
   command -v curl >/dev/null || need+=(curl)
   command -v openssl >/dev/null || need+=(openssl)
