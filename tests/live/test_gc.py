@@ -443,3 +443,25 @@ def test_a_failed_run_exits_non_zero_and_shows_unhealthy_until_a_run_succeeds(gc
 
     assert gc_stack.maintenance().returncode == 0
     wait_until(lambda: health(maintenance) == "healthy", 60, "healthy again after a run succeeds")
+
+
+# ---- the schedule ----
+
+
+def test_the_schedule_runs_it_at_the_configured_minute_of_the_hosts_clock(gc_stack: GcStack, tmp_path: Path) -> None:
+    """A schedule two minutes ahead of the host's clock (the container reads the host's /etc/localtime): the run
+    starts in that minute, by itself."""
+    maintenance = gc_stack.live.container("maintenance")
+    host_now = time.localtime()
+    container_now = maintenance.exec_run(["date", "+%H:%M"]).output.decode().strip()
+    assert container_now in {time.strftime("%H:%M", host_now), time.strftime("%H:%M", time.localtime(time.time() + 5))}
+    target = time.localtime(time.time() + 120)
+    schedule = f"{target.tm_min} {target.tm_hour} * * *"
+    with changed_stack(gc_stack.live, tmp_path, gc={"schedule": schedule}) as changed:
+        realizer.up(changed, gc_stack.live.client)
+        scheduled = gc_stack.live.container("maintenance")
+        assert f"scheduled at '{schedule}'" in scheduled.logs().decode()
+        wait_until(lambda: "run finished" in scheduled.logs().decode(), 240, "the scheduled run", every=2)
+        log = scheduled.logs().decode()
+        started = next(line for line in log.splitlines() if "run started" in line)
+        assert started[11:16] == f"{target.tm_hour:02d}:{target.tm_min:02d}", started
