@@ -15,6 +15,7 @@ from components.maintenance import Maintenance, MaintenanceArgs
 from components.pulumi_config import StackSecrets
 from components.registry import Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
+from components.rendering import NGINX_STATUS_PATH, REGISTRY_METRICS_PROXY_PATH, prometheus_scrape_config
 from components.reverse_proxy import PLAIN_REGISTRY_PORT, PROXY_ALIAS, ReverseProxy, ReverseProxyArgs
 from components.server_certificate import ServerCertificate, ServerCertificateArgs
 
@@ -51,6 +52,11 @@ class PrivateRegistry(pulumi.ComponentResource):
     """The container that runs retention and garbage collection."""
     gc_run_command: pulumi.Output[str]
     """Runs retention and garbage collection now, on the Docker host (writes pause meanwhile)."""
+    metrics_endpoints: pulumi.Output[list[str]]
+    """The registry's Prometheus metrics and nginx's stub_status: on metricsPort when it is published, else the
+    addresses on the stack's network (for a Prometheus attached to it)."""
+    prometheus_scrape_config: pulumi.Output[str]
+    """A `scrape_configs` YAML snippet for the registry's metrics at the same place as metrics_endpoints."""
 
     def __init__(self, name: str, args: PrivateRegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:index:PrivateRegistry", name, None, opts)
@@ -150,9 +156,11 @@ class PrivateRegistry(pulumi.ComponentResource):
                 https_port=settings.https_port,
                 http_port=settings.http_port,
                 registry_port=settings.registry_port,
+                metrics_port=settings.metrics_port,
                 maintenance_flags_volume=maintenance.flags_volume_name,
                 tls_profile=settings.tls.profile,
                 registry_upstream=registry.upstream,
+                registry_metrics_upstream=registry.metrics_upstream,
                 ui_upstream=ui_upstream,
                 certificate_pem=server_cert.cert_pem,
                 certificate_key_pem=server_cert.private_key_pem,
@@ -171,6 +179,13 @@ class PrivateRegistry(pulumi.ComponentResource):
         self.proxy_site_config = proxy.site_config
         self.maintenance_container = maintenance.container_name
         self.gc_run_command = maintenance.run_command
+        metrics_target = _metrics_target(settings, proxy.metrics_upstream)
+        self.metrics_endpoints = pulumi.Output.from_input(
+            [f"http://{metrics_target}{path}" for path in (REGISTRY_METRICS_PROXY_PATH, NGINX_STATUS_PATH)]
+        )
+        self.prometheus_scrape_config = pulumi.Output.from_input(
+            prometheus_scrape_config(args.scope.prefix, (metrics_target,))
+        )
         self.register_outputs(
             {
                 "registryEndpoint": self.registry_endpoint,
@@ -183,6 +198,8 @@ class PrivateRegistry(pulumi.ComponentResource):
                 "dockerCertsDir": self.docker_certs_dir,
                 "maintenanceContainer": self.maintenance_container,
                 "gcRunCommand": self.gc_run_command,
+                "metricsEndpoints": self.metrics_endpoints,
+                "prometheusScrapeConfig": self.prometheus_scrape_config,
             }
         )
 
@@ -193,3 +210,13 @@ class PrivateRegistry(pulumi.ComponentResource):
             return secrets.http_secret
         generated = random.RandomPassword(f"{name}-http-secret", length=48, special=False, opts=opts)
         return pulumi.Output.secret(generated.result)
+
+
+def _metrics_target(settings: Settings, network_target: str) -> str:
+    """host:port a Prometheus scrapes: metricsPort on the bind address (the hostname when that is every
+    interface), or the proxy on the stack's network when metricsPort is 0."""
+    if not settings.metrics_port:
+        return network_target
+    host = settings.hostname if settings.binds_all_interfaces else settings.bind_address
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{settings.metrics_port}"

@@ -72,3 +72,9 @@ def warn_about(settings: Settings) -> None:
             f"registryPort {settings.registry_port} publishes the registry over plain HTTP on "
             f"{settings.bind_address}, bypassing TLS; clients must list it in insecure-registries."
         )
+    if settings.metrics_port and not ipaddress.ip_address(settings.bind_address).is_loopback:
+        pulumi.log.warn(
+            f"metricsPort {settings.metrics_port} publishes metrics without a login on {settings.bind_address}: "
+            "request counts and repository activity are readable by anyone who reaches it; firewall it to the "
+            "Prometheus server."
+        )

@@ -19,6 +19,7 @@ from components.naming import child_of, renamed_from
 from components.rendering import (
     HTPASSWD_PATH,
     REGISTRY_DATA_DIR,
+    REGISTRY_DEBUG_PORT,
     REGISTRY_PORT,
     RegistryConfig,
     render_htpasswd,
@@ -63,6 +64,8 @@ class Registry(pulumi.ComponentResource):
     """Docker volume holding the blobs and manifests; kept on `pulumi destroy`."""
     upstream: str
     """host:port the other containers reach the registry at on the stack's network."""
+    metrics_upstream: str
+    """host:port of the registry's debug server (Prometheus metrics at /metrics) on the stack's network."""
     config_path: str
     """Where the image reads config.yml."""
     config_yml: pulumi.Output[str]
@@ -128,6 +131,7 @@ class Registry(pulumi.ComponentResource):
         self.container_name = container.name
         self.volume_name = volume.name
         self.upstream = f"{REGISTRY_ALIAS}:{REGISTRY_PORT}"
+        self.metrics_upstream = f"{REGISTRY_ALIAS}:{REGISTRY_DEBUG_PORT}"
         self.config_path = config_path
         self.config_yml = pulumi.Output.secret(config_yml)
         self.register_outputs(

@@ -34,6 +34,15 @@ REGISTRY_DATA_DIR = "/var/lib/registry"
 # Docker's embedded DNS server, inside every container on a user-defined network.
 DOCKER_DNS_RESOLVER = "127.0.0.11"
 REGISTRY_PORT = 5000
+# The registry's debug server: /debug/health, /debug/vars, pprof and, as configured here, Prometheus metrics.
+# Never published: pprof and expvar are not for outside eyes; the proxy's metrics listener passes only
+# /metrics on (as /registry/metrics).
+REGISTRY_DEBUG_PORT = 5001
+REGISTRY_METRICS_PATH = "/metrics"
+# The proxy's metrics listener (plain HTTP, not the TLS port): nginx's stub_status and the registry's metrics.
+METRICS_PORT = 9113
+NGINX_STATUS_PATH = "/nginx_status"
+REGISTRY_METRICS_PROXY_PATH = "/registry/metrics"
 HTPASSWD_PATH = "/auth/htpasswd"
 BCRYPT_COST = 12
 # Mozilla server-side TLS 6.0. TLS 1.3 suites are not set by ssl_ciphers (OpenSSL's defaults are all AEAD).
@@ -81,6 +90,12 @@ def render_registry_config(config: RegistryConfig) -> str:
             # Fixed, not random per start: an upload interrupted by a restart can resume.
             "secret": config.http_secret,
             "headers": {"X-Content-Type-Options": ["nosniff"]},
+            # On the stack's network only (the port is never published): metrics for Prometheus, and
+            # /debug/health, which names the failing health check when the main port answers 503.
+            "debug": {
+                "addr": f":{REGISTRY_DEBUG_PORT}",
+                "prometheus": {"enabled": True, "path": REGISTRY_METRICS_PATH},
+            },
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
@@ -265,6 +280,10 @@ class ProxyConfig:
     """Where the maintenance run's write-pause flags appear (a volume shared read-only)."""
     writes_paused_retry_after: int = 30
     """Retry-After (seconds) of the 503 answer to writes while garbage collection runs."""
+    metrics_port: int = METRICS_PORT
+    """The plain-HTTP metrics listener (stub_status, the registry's metrics); published as metricsPort."""
+    registry_metrics_upstream: str = f"registry:{REGISTRY_DEBUG_PORT}"
+    """host:port of the registry's debug server, whose /metrics the metrics listener passes on."""
 
 
 def render_nginx_conf(config: ProxyConfig) -> str:
@@ -284,4 +303,26 @@ def render_nginx_conf(config: ProxyConfig) -> str:
         plain_registry_port=config.plain_registry_port,
         maintenance_flags_dir=config.maintenance_flags_dir,
         writes_paused_retry_after=config.writes_paused_retry_after,
+        metrics_port=config.metrics_port,
+        nginx_status_path=NGINX_STATUS_PATH,
+        registry_metrics_proxy_path=REGISTRY_METRICS_PROXY_PATH,
+        registry_metrics_upstream=config.registry_metrics_upstream,
+        registry_metrics_path=REGISTRY_METRICS_PATH,
     )
+
+
+def prometheus_scrape_config(job_name: str, targets: tuple[str, ...]) -> str:
+    """A Prometheus `scrape_configs` snippet for the registry's metrics, read through the proxy's metrics
+    listener at `targets` (host:port). nginx's stub_status is not in Prometheus' format: it is not listed here
+    (nginx-prometheus-exporter turns it into metrics)."""
+    document = {
+        "scrape_configs": [
+            {
+                "job_name": job_name,
+                "metrics_path": REGISTRY_METRICS_PROXY_PATH,
+                "scheme": "http",
+                "static_configs": [{"targets": list(targets)}],
+            }
+        ]
+    }
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)

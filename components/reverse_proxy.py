@@ -16,7 +16,12 @@ from components.docker_common import (
     PublishedPort,
     hardened_container,
 )
-from components.rendering import REGISTRY_PORT, ProxyConfig, render_nginx_conf
+from components.rendering import (
+    METRICS_PORT,
+    REGISTRY_PORT,
+    ProxyConfig,
+    render_nginx_conf,
+)
 
 # The nginx image's own default site (a welcome page on port 80, answering any Host our site does not name):
 # our site takes its place, so nothing but ours answers on any port.
@@ -28,8 +33,10 @@ HTTP_INTERNAL_PORT = 80
 HEALTH_PORT = 8081  # nginx's own health endpoint, on the container's loopback only
 # The registry API in plain HTTP, on the stack's network and published as registryPort.
 PLAIN_REGISTRY_PORT = REGISTRY_PORT
-# The name the UI's own proxy (uiPort) reaches the plain port by.
+# The name the UI's own proxy (uiPort) and a Prometheus on the stack's network reach the proxy by.
 PROXY_ALIAS = "proxy"
+# The plain-HTTP metrics listener (published as metricsPort).
+METRICS_INTERNAL_PORT = METRICS_PORT
 MAINTENANCE_FLAGS_DIR = "/run/registry-maintenance"
 PROXY_HARDENING = Hardening(
     # Up to 4 MB of response buffers and 1 MB of request buffer per transfer (see the nginx template).
@@ -51,10 +58,15 @@ class ReverseProxyArgs:
     """0: no plaintext port (and no redirect server)."""
     registry_port: int
     """Host port of the plain-HTTP registry API; 0 publishes none."""
+    metrics_port: int
+    """Host port of the metrics listener; 0 publishes none."""
     maintenance_flags_volume: pulumi.Input[str]
     """The maintenance container's write-pause flags: mounted read-only."""
     tls_profile: str
     registry_upstream: str
+    """host:port of the registry's API."""
+    registry_metrics_upstream: str
+    """host:port of the registry's debug server (its /metrics)."""
     ui_upstream: str | None
     certificate_pem: pulumi.Input[str]
     certificate_key_pem: pulumi.Input[str]
@@ -66,6 +78,8 @@ class ReverseProxy(pulumi.ComponentResource):
     container_name: pulumi.Output[str]
     plain_upstream: str
     """host:port of the plain-HTTP registry API on the stack's network."""
+    metrics_upstream: str
+    """host:port of the metrics listener on the stack's network."""
     site_config: str
     """The rendered nginx site config (no secrets in it)."""
 
@@ -84,6 +98,8 @@ class ReverseProxy(pulumi.ComponentResource):
                 health_port=HEALTH_PORT,
                 plain_registry_port=PLAIN_REGISTRY_PORT,
                 maintenance_flags_dir=MAINTENANCE_FLAGS_DIR,
+                metrics_port=METRICS_INTERNAL_PORT,
+                registry_metrics_upstream=args.registry_metrics_upstream,
             )
         )
         container = hardened_container(
@@ -97,6 +113,7 @@ class ReverseProxy(pulumi.ComponentResource):
                     PublishedPort(internal=HTTPS_INTERNAL_PORT, external=args.https_port),
                     PublishedPort(internal=HTTP_INTERNAL_PORT, external=args.http_port),
                     PublishedPort(internal=PLAIN_REGISTRY_PORT, external=args.registry_port),
+                    PublishedPort(internal=METRICS_INTERNAL_PORT, external=args.metrics_port),
                 ),
                 network_aliases=(PROXY_ALIAS,),
                 # Read-only: nginx only tests whether a flag exists.
@@ -123,4 +140,5 @@ class ReverseProxy(pulumi.ComponentResource):
 
         self.container_name = container.name
         self.plain_upstream = f"{PROXY_ALIAS}:{PLAIN_REGISTRY_PORT}"
+        self.metrics_upstream = f"{PROXY_ALIAS}:{METRICS_INTERNAL_PORT}"
         self.register_outputs({"containerName": self.container_name})

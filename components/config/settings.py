@@ -31,6 +31,9 @@ class Settings(ConfigModel):
     """Publish the registry's own port 5000 directly (plain HTTP); 0 publishes none."""
     ui_port: StrictInt = Field(default=0, ge=0, le=65535)
     """Publish the UI directly; 0 publishes none."""
+    metrics_port: StrictInt = Field(default=0, ge=0, le=65535)
+    """Publish the proxy's plain-HTTP metrics listener (the registry's Prometheus metrics at /registry/metrics,
+    nginx's stub_status at /nginx_status), no login; 0 publishes none (still reachable on the stack's network)."""
     # The blocks, one module each. A field here is also a known config key (see loader.py).
     registry: RegistrySettings = RegistrySettings()
     ui: UiSettings = UiSettings()
@@ -73,6 +76,7 @@ class Settings(ConfigModel):
             "httpPort": self.http_port,
             "registryPort": self.registry_port,
             "uiPort": self.ui_port,
+            "metricsPort": self.metrics_port,
         }
         seen: dict[int, str] = {}
         for key, port in published.items():

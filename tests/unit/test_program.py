@@ -412,6 +412,8 @@ def test_outputs_are_complete_and_hold_no_secret(run: Run) -> None:
         "dockerCertsDir",
         "maintenanceContainer",
         "gcRunCommand",
+        "metricsEndpoints",
+        "prometheusScrapeConfig",
     }
     assert result.outputs["gcRunCommand"] == (
         "docker exec private-registry-test-maintenance /usr/local/sbin/maintenance.sh run"
@@ -454,7 +456,10 @@ def test_same_config_declares_identical_inputs(run: Run) -> None:
             },
         ),
         ({"gc": {"schedule": "0 4 * * *"}}, {"registry-maintenance-container"}),
-        ({"gc": {"retention": {"rules": [{"repositories": ["ci/*"], "keepLast": 5}]}}}, {"registry-maintenance-container"}),
+        (
+            {"gc": {"retention": {"rules": [{"repositories": ["ci/*"], "keepLast": 5}]}}},
+            {"registry-maintenance-container"},
+        ),
         ({"ui": {"title": "Other"}}, {"registry-ui-container"}),
         ({"proxy": {"image": "nginx:1.27"}}, {"registry-proxy-image", "registry-proxy-container"}),
         ({"registryPort": 5000}, {"registry-proxy-container"}),
@@ -568,6 +573,7 @@ def test_project_file_declares_the_scalar_keys_with_the_code_defaults() -> None:
                 "httpPort": "http_port",
                 "registryPort": "registry_port",
                 "uiPort": "ui_port",
+                "metricsPort": "metrics_port",
             }[key]
             value = getattr(defaults, attribute)
             assert (list(value) if isinstance(value, tuple) else value) == schema["default"], key

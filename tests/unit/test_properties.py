@@ -126,8 +126,8 @@ def assert_sound_nginx(nginx: str, parsed: Settings) -> None:
     assert all(re.fullmatch(r"[a-z0-9.-]+|_", name) for name in names)
     redirects = re.findall(r"return 301 ([^;]*);", code)
     assert redirects == ([f"https://{parsed.registry_endpoint}$request_uri"] if parsed.http_port else [])
-    # health, the plain registry API, the redirect when httpPort is on, TLS
-    assert len(re.findall(r"^\s*server \{", code, re.M)) == (4 if parsed.http_port else 3)
+    # health, metrics, the plain registry API, the redirect when httpPort is on, TLS
+    assert len(re.findall(r"^\s*server \{", code, re.M)) == (5 if parsed.http_port else 4)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
