@@ -29,6 +29,9 @@ from components.rendering import (
 # The name other containers on the stack's network reach the registry by.
 REGISTRY_ALIAS = "registry"
 # Healthy when /v2/ answers 200 (open) or 401 (accounts on). Works with busybox and GNU wget alike.
+# The main port rather than the debug port's /debug/health: the registry answers 503 on the main port to
+# every request while a health check (here the storage driver's, see render_registry_config) fails, so this
+# one request shows both that the API listener serves and that the checks pass; /debug/health only the latter.
 REGISTRY_HEALTHCHECK = [
     "CMD-SHELL",
     f"wget --spider -S http://127.0.0.1:{REGISTRY_PORT}/v2/ 2>&1 | grep -qE 'HTTP/[0-9.]+ (200|401)'",
