@@ -12,11 +12,19 @@ from components.certificate_authority import CertificateAuthority, CertificateAu
 from components.config import Settings, UiFlavor
 from components.docker_common import ContainerPlacement, StackScope
 from components.maintenance import Maintenance, MaintenanceArgs
+from components.mirror import Mirror, MirrorArgs
 from components.pulumi_config import StackSecrets
 from components.registry import Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
-from components.rendering import NGINX_STATUS_PATH, REGISTRY_METRICS_PROXY_PATH, prometheus_scrape_config
-from components.reverse_proxy import PLAIN_REGISTRY_PORT, PROXY_ALIAS, ReverseProxy, ReverseProxyArgs
+from components.rendering import (
+    NGINX_STATUS_PATH,
+    REGISTRY_METRICS_PROXY_PATH,
+    containerd_hosts_dir,
+    prometheus_scrape_config,
+    render_containerd_hosts_toml,
+    render_docker_daemon_mirrors,
+)
+from components.reverse_proxy import PLAIN_REGISTRY_PORT, PROXY_ALIAS, ProxiedMirror, ReverseProxy, ReverseProxyArgs
 from components.server_certificate import ServerCertificate, ServerCertificateArgs
 
 
@@ -48,6 +56,12 @@ class PrivateRegistry(pulumi.ComponentResource):
     """Where a Docker client puts ca.crt to trust this registry."""
     proxy_site_config: str
     """The rendered nginx site config (for review; no secrets)."""
+    mirrors: pulumi.Output[dict[str, dict[str, str]]]
+    """Per mirror name: its endpoint, URL and upstream (remoteUrl); never its credentials."""
+    docker_daemon_json: pulumi.Output[str]
+    """daemon.json fragment: `registry-mirrors` with the Docker Hub mirrors (Docker mirrors Docker Hub only)."""
+    containerd_hosts_toml: pulumi.Output[dict[str, str]]
+    """Per /etc/containerd/certs.d/<dir>: the hosts.toml that pulls that upstream through its mirror."""
     maintenance_container: pulumi.Output[str]
     """The container that runs retention and garbage collection."""
     gc_run_command: pulumi.Output[str]
@@ -100,13 +114,14 @@ class PrivateRegistry(pulumi.ComponentResource):
             opts=child,
         )
 
+        http_secret = self._http_secret(name, args.secrets, child)
         registry = Registry(
             f"{name}-distribution",
             RegistryArgs(
                 settings=settings.registry,
                 placement=placement,
                 public_url=settings.registry_url,
-                http_secret=self._http_secret(name, args.secrets, child),
+                http_secret=http_secret,
                 accounts=args.secrets.accounts,
                 auth_realm=settings.auth.realm if settings.auth.enabled else None,
                 # Named so before: the aliases keep every existing stack's resources, data included.
@@ -127,6 +142,29 @@ class PrivateRegistry(pulumi.ComponentResource):
             ),
             opts=child,
         )
+
+        mirrors = [
+            (
+                mirror_settings,
+                Mirror(
+                    f"{name}-mirror-{mirror_settings.name}",
+                    MirrorArgs(
+                        settings=mirror_settings,
+                        placement=placement,
+                        registry_image=settings.registry.image,
+                        public_url=f"https://{settings.mirror_endpoint(mirror_settings)}",
+                        http_secret=http_secret,
+                        accounts=args.secrets.accounts,
+                        auth_realm=settings.auth.realm
+                        if settings.auth.enabled and not mirror_settings.public
+                        else None,
+                        remote_password=args.secrets.mirror_passwords.get(mirror_settings.name),
+                    ),
+                    opts=child,
+                ),
+            )
+            for mirror_settings in settings.mirrors
+        ]
 
         ui_upstream: str | None = None
         if settings.ui.flavor is not UiFlavor.NONE:
@@ -164,6 +202,16 @@ class PrivateRegistry(pulumi.ComponentResource):
                 ui_upstream=ui_upstream,
                 certificate_pem=server_cert.cert_pem,
                 certificate_key_pem=server_cert.private_key_pem,
+                mirrors=tuple(
+                    ProxiedMirror(
+                        name=mirror_settings.name,
+                        remote_url=mirror_settings.resolved_remote_url,
+                        upstream=mirror.upstream,
+                        published_port=mirror_settings.port,
+                        hostname=mirror_settings.hostname,
+                    )
+                    for mirror_settings, mirror in mirrors
+                ),
             ),
             opts=child,
         )
@@ -177,6 +225,33 @@ class PrivateRegistry(pulumi.ComponentResource):
         self.network_name = network.name
         self.docker_certs_dir = pulumi.Output.from_input(f"/etc/docker/certs.d/{settings.registry_endpoint}")
         self.proxy_site_config = proxy.site_config
+        self.mirrors = pulumi.Output.from_input(
+            {
+                mirror.name: {
+                    "endpoint": settings.mirror_endpoint(mirror),
+                    "url": f"https://{settings.mirror_endpoint(mirror)}",
+                    "remoteUrl": mirror.resolved_remote_url,
+                }
+                for mirror in settings.mirrors
+            }
+        )
+        self.docker_daemon_json = pulumi.Output.from_input(
+            render_docker_daemon_mirrors(
+                tuple(
+                    f"https://{settings.mirror_endpoint(mirror)}" for mirror in settings.mirrors if mirror.is_docker_hub
+                )
+            )
+        )
+        self.containerd_hosts_toml = pulumi.Output.from_input(
+            {
+                containerd_hosts_dir(mirror.resolved_remote_url, mirror.is_docker_hub): render_containerd_hosts_toml(
+                    remote_url=mirror.resolved_remote_url,
+                    mirror_url=f"https://{settings.mirror_endpoint(mirror)}",
+                    hosts_dir=containerd_hosts_dir(mirror.resolved_remote_url, mirror.is_docker_hub),
+                )
+                for mirror in settings.mirrors
+            }
+        )
         self.maintenance_container = maintenance.container_name
         self.gc_run_command = maintenance.run_command
         metrics_target = _metrics_target(settings, proxy.metrics_upstream)
@@ -198,6 +273,9 @@ class PrivateRegistry(pulumi.ComponentResource):
                 "dockerCertsDir": self.docker_certs_dir,
                 "maintenanceContainer": self.maintenance_container,
                 "gcRunCommand": self.gc_run_command,
+                "mirrors": self.mirrors,
+                "dockerDaemonJson": self.docker_daemon_json,
+                "containerdHostsToml": self.containerd_hosts_toml,
                 "metricsEndpoints": self.metrics_endpoints,
                 "prometheusScrapeConfig": self.prometheus_scrape_config,
             }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -38,6 +38,8 @@ class StackSecrets:
     """registry.httpSecret, or None: then the program generates one and keeps it in state."""
     accounts: pulumi.Output[dict[str, str]]
     """auth.users: user name -> password, in name order; empty when the registry is open."""
+    mirror_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    """mirrors[].password by mirror name, for the mirrors that have one."""
 
 
 def stack_secrets(settings: Settings) -> StackSecrets:
@@ -47,11 +49,24 @@ def stack_secrets(settings: Settings) -> StackSecrets:
         accounts=pulumi.Output.secret(
             {user: secret.get_secret_value() for user, secret in settings.auth.users.items()}
         ),
+        mirror_passwords={
+            mirror.name: pulumi.Output.secret(mirror.password.get_secret_value())
+            for mirror in settings.mirrors
+            if mirror.password is not None
+        },
     )
 
 
 def warn_about(settings: Settings) -> None:
     """Settings that are valid but deserve a second look in `pulumi preview`."""
+    for mirror in settings.mirrors:
+        if mirror.is_docker_hub and settings.auth.enabled and not mirror.public:
+            pulumi.log.warn(
+                f"mirror '{mirror.name}' requires accounts, but Docker daemons send their Docker Hub login to "
+                "registry-mirrors, not one for the mirror: daemons without a Hub login equal to an account here "
+                f"pull from Docker Hub instead. Set mirrors[{mirror.name}].public: true to serve it without accounts "
+                "(it holds public images only)."
+            )
     if not settings.auth.enabled:
         pulumi.log.warn(
             "no auth.users configured: anyone who reaches the registry can push, pull and delete. Add accounts "

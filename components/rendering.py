@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import html
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,6 +69,19 @@ class RegistryConfig:
     log_level: str
     auth_realm: str | None = None
     """When set, the registry requires the accounts in HTPASSWD_PATH (realm shown in the login prompt)."""
+    mirror_of: MirrorRemote | None = None
+    """When set, the registry is a read-only pull-through cache of this upstream."""
+
+
+@dataclass(frozen=True)
+class MirrorRemote:
+    """The upstream of a pull-through cache (the registry's `proxy` section)."""
+
+    remote_url: str
+    username: str | None = None
+    password: str | None = None
+    ttl: str | None = None
+    """Registry 3.x only (2.x has no such key and keeps content 7 days)."""
 
 
 def render_registry_config(config: RegistryConfig) -> str:
@@ -101,6 +115,14 @@ def render_registry_config(config: RegistryConfig) -> str:
     }
     if config.auth_realm is not None:
         document["auth"] = {"htpasswd": {"realm": config.auth_realm, "path": HTPASSWD_PATH}}
+    if config.mirror_of is not None:
+        remote = config.mirror_of
+        proxy: dict[str, str] = {"remoteurl": remote.remote_url}
+        if remote.username is not None and remote.password is not None:
+            proxy |= {"username": remote.username, "password": remote.password}
+        if remote.ttl is not None:
+            proxy["ttl"] = remote.ttl
+        document["proxy"] = proxy
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
@@ -284,6 +306,22 @@ class ProxyConfig:
     """The plain-HTTP metrics listener (stub_status, the registry's metrics); published as metricsPort."""
     registry_metrics_upstream: str = f"registry:{REGISTRY_DEBUG_PORT}"
     """host:port of the registry's debug server, whose /metrics the metrics listener passes on."""
+    mirrors: tuple[MirrorSite, ...] = ()
+    """Pull-through mirrors, each a TLS server of its own."""
+
+
+@dataclass(frozen=True)
+class MirrorSite:
+    """A mirror's TLS server in nginx."""
+
+    name: str
+    remote_url: str
+    listen: int
+    """nginx's port for it: its own internal port, or 443 when the mirror has its own host name."""
+    server_name: str
+    """Its own host name, or `_` (any) when it has a port of its own."""
+    upstream: str
+    """host:port of the mirror's registry on the stack's network."""
 
 
 def render_nginx_conf(config: ProxyConfig) -> str:
@@ -308,6 +346,7 @@ def render_nginx_conf(config: ProxyConfig) -> str:
         registry_metrics_proxy_path=REGISTRY_METRICS_PROXY_PATH,
         registry_metrics_upstream=config.registry_metrics_upstream,
         registry_metrics_path=REGISTRY_METRICS_PATH,
+        mirrors=config.mirrors,
     )
 
 
@@ -326,3 +365,34 @@ def prometheus_scrape_config(job_name: str, targets: tuple[str, ...]) -> str:
         ]
     }
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+# containerd names Docker Hub's directory under certs.d after the image references' host, not the API's.
+CONTAINERD_DOCKER_HUB_DIR = "docker.io"
+CONTAINERD_CA_FILE = "private-registry-ca.crt"
+
+
+def containerd_hosts_dir(remote_url: str, docker_hub: bool) -> str:
+    """The directory under /etc/containerd/certs.d/ for an upstream: its host[:port], docker.io for Docker Hub."""
+    if docker_hub:
+        return CONTAINERD_DOCKER_HUB_DIR
+    return remote_url.split("://", 1)[1].rstrip("/")
+
+
+def render_containerd_hosts_toml(*, remote_url: str, mirror_url: str, hosts_dir: str) -> str:
+    """/etc/containerd/certs.d/<hosts_dir>/hosts.toml: pull and resolve through the mirror, the upstream after it
+    when the mirror fails; the mirror's certificate verified against our CA, stored beside this file."""
+    return (
+        f"# /etc/containerd/certs.d/{hosts_dir}/hosts.toml (private-registry: pull through the mirror)\n"
+        f'server = "{remote_url}"\n'
+        "\n"
+        f'[host."{mirror_url}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+        f'  ca = "/etc/containerd/certs.d/{hosts_dir}/{CONTAINERD_CA_FILE}"\n'
+    )
+
+
+def render_docker_daemon_mirrors(mirror_urls: tuple[str, ...]) -> str:
+    """The daemon.json fragment that sends Docker Hub pulls through the mirrors (Docker applies
+    `registry-mirrors` to Docker Hub only)."""
+    return json.dumps({"registry-mirrors": list(mirror_urls)}, indent=2) + "\n"

@@ -19,6 +19,7 @@ from components.docker_common import (
 from components.rendering import (
     METRICS_PORT,
     REGISTRY_PORT,
+    MirrorSite,
     ProxyConfig,
     render_nginx_conf,
 )
@@ -70,6 +71,23 @@ class ReverseProxyArgs:
     ui_upstream: str | None
     certificate_pem: pulumi.Input[str]
     certificate_key_pem: pulumi.Input[str]
+    mirrors: tuple[ProxiedMirror, ...] = ()
+    """Pull-through mirrors served over TLS, each on its own port or host name."""
+
+
+@dataclass(frozen=True)
+class ProxiedMirror:
+    name: str
+    remote_url: str
+    upstream: str
+    """host:port of the mirror's registry on the stack's network."""
+    published_port: int | None
+    """Its own HTTPS port on the host; None: it has its own host name on httpsPort."""
+    hostname: str | None
+
+
+# nginx's ports for mirrors that have a port of their own: the first mirror's, the next one's, ...
+MIRROR_FIRST_INTERNAL_PORT = 6000
 
 
 class ReverseProxy(pulumi.ComponentResource):
@@ -85,6 +103,21 @@ class ReverseProxy(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ReverseProxyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:proxy:ReverseProxy", name, None, opts)
+        mirror_sites = tuple(
+            MirrorSite(
+                name=mirror.name,
+                remote_url=mirror.remote_url,
+                listen=HTTPS_INTERNAL_PORT if mirror.hostname else MIRROR_FIRST_INTERNAL_PORT + index,
+                server_name=mirror.hostname or "_",
+                upstream=mirror.upstream,
+            )
+            for index, mirror in enumerate(args.mirrors)
+        )
+        mirror_ports = tuple(
+            PublishedPort(internal=site.listen, external=mirror.published_port)
+            for site, mirror in zip(mirror_sites, args.mirrors, strict=True)
+            if mirror.published_port
+        )
         self.site_config = render_nginx_conf(
             ProxyConfig(
                 server_name=args.server_name,
@@ -100,6 +133,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 maintenance_flags_dir=MAINTENANCE_FLAGS_DIR,
                 metrics_port=METRICS_INTERNAL_PORT,
                 registry_metrics_upstream=args.registry_metrics_upstream,
+                mirrors=mirror_sites,
             )
         )
         container = hardened_container(
@@ -114,6 +148,7 @@ class ReverseProxy(pulumi.ComponentResource):
                     PublishedPort(internal=HTTP_INTERNAL_PORT, external=args.http_port),
                     PublishedPort(internal=PLAIN_REGISTRY_PORT, external=args.registry_port),
                     PublishedPort(internal=METRICS_INTERNAL_PORT, external=args.metrics_port),
+                    *mirror_ports,
                 ),
                 network_aliases=(PROXY_ALIAS,),
                 # Read-only: nginx only tests whether a flag exists.

@@ -9,6 +9,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 from components.config.auth import AuthSettings
 from components.config.base import ConfigModel, check_dns_or_ip
 from components.config.gc import GcSettings
+from components.config.mirrors import MirrorSettings, check_mirrors_distinct
 from components.config.proxy import ProxySettings
 from components.config.registry import RegistrySettings
 from components.config.tls import TlsSettings
@@ -41,6 +42,7 @@ class Settings(ConfigModel):
     tls: TlsSettings = TlsSettings()
     auth: AuthSettings = AuthSettings()
     gc: GcSettings = GcSettings()
+    mirrors: tuple[MirrorSettings, ...] = ()
 
     @field_validator("hostname")
     @classmethod
@@ -77,6 +79,7 @@ class Settings(ConfigModel):
             "registryPort": self.registry_port,
             "uiPort": self.ui_port,
             "metricsPort": self.metrics_port,
+            **{f"mirrors[{mirror.name}].port": mirror.port or 0 for mirror in self.mirrors},
         }
         seen: dict[int, str] = {}
         for key, port in published.items():
@@ -97,6 +100,18 @@ class Settings(ConfigModel):
                 "uiPort is set with auth.users: the UI would then be reached without TLS, sending passwords in "
                 "clear; reach it through the proxy (uiUrl) instead"
             )
+        check_mirrors_distinct(self.mirrors)
+        for mirror in self.mirrors:
+            if mirror.hostname is not None and mirror.hostname == self.hostname:
+                raise ValueError(
+                    f"mirrors[{mirror.name}].hostname is the registry's own hostname: a mirror needs a name of its "
+                    "own (or a port)"
+                )
+            if mirror.ttl is not None and registry_major_version(self.registry.image) < 3:
+                raise ValueError(
+                    f"mirrors[{mirror.name}].ttl needs registry 3: {self.registry.image} has no such setting and "
+                    "keeps cached content 7 days (it would ignore the key)"
+                )
         if self.gc.delete_untagged and registry_major_version(self.registry.image) < 3:
             raise ValueError(
                 f"gc.deleteUntagged is refused with {self.registry.image}: registry 2.x deletes the per-platform "
@@ -130,7 +145,15 @@ class Settings(ConfigModel):
 
     @property
     def certificate_dns_names(self) -> tuple[str, ...]:
-        return () if self.hostname_is_ip else (self.hostname,)
+        own = () if self.hostname_is_ip else (self.hostname,)
+        return own + tuple(mirror.hostname for mirror in self.mirrors if mirror.hostname is not None)
+
+    def mirror_endpoint(self, mirror: MirrorSettings) -> str:
+        """host[:port] clients use for a mirror: its own name on httpsPort, or the registry's host on its port."""
+        if mirror.hostname is not None:
+            return mirror.hostname if self.https_port == 443 else f"{mirror.hostname}:{self.https_port}"
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        return f"{host}:{mirror.port}"
 
     @property
     def certificate_ip_addresses(self) -> tuple[str, ...]:

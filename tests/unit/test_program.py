@@ -400,7 +400,10 @@ def test_outputs_for_another_port_and_no_ui(run: Run) -> None:
 
 
 def test_outputs_are_complete_and_hold_no_secret(run: Run) -> None:
-    result = run(registry={"httpSecret": "configured-secret-0123456789"})
+    result = run(
+        registry={"httpSecret": "configured-secret-0123456789"},
+        mirrors=[{"name": "dockerhub", "port": 5443, "username": "hub-user", "password": "hub-token-0123456789"}],
+    )
     assert set(result.outputs) == {
         "registryEndpoint",
         "registryUrl",
@@ -414,7 +417,11 @@ def test_outputs_are_complete_and_hold_no_secret(run: Run) -> None:
         "gcRunCommand",
         "metricsEndpoints",
         "prometheusScrapeConfig",
+        "mirrors",
+        "dockerDaemonJson",
+        "containerdHostsToml",
     }
+    assert "hub-token-0123456789" not in json.dumps(result.outputs)
     assert result.outputs["gcRunCommand"] == (
         "docker exec private-registry-test-maintenance /usr/local/sbin/maintenance.sh run"
     )
