@@ -13,6 +13,8 @@ DOCKER_HUB_NAME = "dockerhub"
 DOCKER_HUB_REMOTE = "https://registry-1.docker.io"
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 # Go durations as the registry reads them: 168h, 90m, 1h30m; "0" never expires.
+# An IP address has no letter after its last dot (IPv4) or has a colon (IPv6): a DNS name has a letter label.
+_NOT_AN_IP = re.compile(r"[a-z][a-z0-9-]*$")
 _TTL = re.compile(r"^(?:0|(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?)$")
 
 
@@ -49,7 +51,12 @@ class MirrorSettings(ConfigModel):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str | None) -> str | None:
-        return None if value is None else check_dns_or_ip(value)
+        if value is None:
+            return None
+        name = check_dns_or_ip(value)
+        if not _NOT_AN_IP.search(name):
+            raise ValueError("must be a DNS name: nginx tells mirrors on one port apart by name (give an IP a port)")
+        return name
 
     @field_validator("ttl")
     @classmethod
@@ -70,10 +77,24 @@ class MirrorSettings(ConfigModel):
         if self.remote_url is None and self.name != DOCKER_HUB_NAME:
             raise ValueError(f"mirror '{self.name}': remoteUrl is required (only '{DOCKER_HUB_NAME}' has a default)")
         parts = urlsplit(self.resolved_remote_url)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if (
+            parts.scheme not in ("https", "http")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+            or parts.password is not None
+            or not port_ok
+        ):
+            # Not repeated: a URL with user:password@ in it would show them.
             raise ValueError(
-                f"mirror '{self.name}': remoteUrl must be https://host[:port] of a registry, without a path "
-                f"(got {self.resolved_remote_url!r})"
+                f"mirror '{self.name}': remoteUrl must be https://host[:port] of a registry: no path, query, "
+                "fragment or user:password@ (give an account with username and password)"
             )
         if parts.scheme == "http" and not self.insecure_remote:
             raise ValueError(
@@ -95,13 +116,30 @@ class MirrorSettings(ConfigModel):
 
     @property
     def is_docker_hub(self) -> bool:
-        return urlsplit(self.resolved_remote_url).hostname in ("registry-1.docker.io", "index.docker.io", "docker.io")
+        """Serves Docker Hub's names: named `dockerhub`, or Docker Hub is its upstream. Such a mirror goes into
+        Docker's `registry-mirrors` (which only ever mirrors Docker Hub) and containerd's `docker.io`."""
+        hub_hosts = ("registry-1.docker.io", "index.docker.io", "docker.io")
+        return self.name == DOCKER_HUB_NAME or urlsplit(self.resolved_remote_url).hostname in hub_hosts
 
 
 def check_mirrors_distinct(mirrors: tuple[MirrorSettings, ...]) -> None:
-    """Names, ports and host names appear once each."""
+    """Names, ports, host names and upstreams appear once each (one cache per upstream: clients' mirror
+    configuration names one mirror per upstream, and two caches of one upstream would only split it)."""
     for attribute, key in (("name", "name"), ("port", "port"), ("hostname", "hostname")):
         values = [getattr(mirror, attribute) for mirror in mirrors if getattr(mirror, attribute) is not None]
         repeated = sorted({str(value) for value in values if values.count(value) > 1})
         if repeated:
             raise ValueError(f"mirrors: {key} {', '.join(repeated)} is used by more than one mirror")
+    upstreams = [_upstream_key(mirror) for mirror in mirrors]
+    repeated_upstreams = sorted({upstream for upstream in upstreams if upstreams.count(upstream) > 1})
+    if repeated_upstreams:
+        raise ValueError(
+            f"mirrors: {', '.join(repeated_upstreams)} is mirrored more than once: one mirror per upstream"
+        )
+
+
+def _upstream_key(mirror: MirrorSettings) -> str:
+    """What a client's mirror configuration is keyed by: Docker Hub, or the upstream's host[:port]."""
+    if mirror.is_docker_hub:
+        return "Docker Hub"
+    return mirror.resolved_remote_url.split("://", 1)[1]

@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
@@ -145,8 +146,8 @@ def test_ttl_is_accepted_with_registry_3() -> None:
         ),
         pytest.param(
             {"mirrors": [{"name": "ghcr", "port": 5443, "remoteUrl": "https://ghcr.io/v2", **CREDENTIALS}]},
-            "private-registry:mirrors.0: mirror 'ghcr': remoteUrl must be https://host[:port] of a registry, "
-            "without a path",
+            "private-registry:mirrors.0: mirror 'ghcr': remoteUrl must be https://host[:port] of a registry: "
+            "no path, query, fragment or user:password@",
             id="remote-with-a-path",
         ),
         pytest.param(
@@ -377,14 +378,10 @@ def test_the_server_certificate_names_the_mirror_hostnames(mirrored: ProgramRun)
     assert csr["dnsNames"] == ["registry.example.com", "ghcr.registry.example.com"]
 
 
-def test_a_mirror_hostname_that_is_an_ip_address_is_an_ip_san(run: Run) -> None:
-    """check_dns_or_ip accepts an IP address as a mirror's hostname."""
-    csr = plain(run(mirrors=[{**GHCR, "hostname": "10.0.0.6"}]).named("registry-tls-csr").inputs)
-    assert "10.0.0.6" not in csr.get("dnsNames", []), (
-        "DEFECT: Settings.certificate_dns_names (components/config/settings.py) puts an IP mirror hostname among "
-        "the DNS SANs, and certificate_ip_addresses leaves it out: clients reject the certificate for that IP"
-    )
-    assert "10.0.0.6" in csr.get("ipAddresses", [])
+def test_a_mirror_hostname_must_be_a_dns_name(run: Run) -> None:
+    """nginx tells mirrors on one port apart by name; an IP address gets a port instead (no IP among DNS SANs)."""
+    with pytest.raises(pulumi.RunError, match=r"private-registry:mirrors\.0\.hostname: must be a DNS name"):
+        run(mirrors=[{**GHCR, "hostname": "10.0.0.6"}])
 
 
 def test_the_proxy_publishes_a_port_mirror_on_the_bind_address(run: Run) -> None:
@@ -511,20 +508,14 @@ def test_containerd_hosts_toml_pulls_each_upstream_through_its_mirror(
     }
 
 
-def test_two_mirrors_of_one_upstream_both_reach_containerd(run: Run) -> None:
-    """Nothing refuses two mirrors of the same upstream (say two Docker Hub accounts)."""
+def test_two_mirrors_of_one_upstream_are_refused(run: Run) -> None:
+    """Clients configure one mirror per upstream (containerd's certs.d/<host>, Docker's registry-mirrors): two
+    caches of one upstream would only split it, and one hosts.toml would hide the other."""
     second = {"name": "hub2", "remoteUrl": "https://registry-1.docker.io", "port": 5444}
-    outputs = run(mirrors=[HUB, second]).outputs
-    assert json.loads(outputs["dockerDaemonJson"])["registry-mirrors"] == [
-        "https://registry.example.com:5443",
-        "https://registry.example.com:5444",
-    ]
-    hosts = tomllib.loads(outputs["containerdHostsToml"]["docker.io"])["host"]
-    assert set(hosts) == {"https://registry.example.com:5443", "https://registry.example.com:5444"}, (
-        "DEFECT: containerdHostsToml (components/private_registry.py) is a dict keyed by certs.d directory: the "
-        "second mirror of one upstream silently replaces the first; list both hosts in one hosts.toml or refuse "
-        "two mirrors of one upstream in check_mirrors_distinct"
-    )
+    with pytest.raises(pulumi.RunError, match="Docker Hub is mirrored more than once"):
+        run(mirrors=[HUB, second])
+    with pytest.raises(pulumi.RunError, match=r"ghcr\.io is mirrored more than once"):
+        run(mirrors=[GHCR, {"name": "ghcr2", "remoteUrl": "https://ghcr.io/", "port": 5445}])
 
 
 def test_no_mirrors_no_mirror_outputs_and_no_mirror_resources(run: Run) -> None:
