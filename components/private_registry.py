@@ -196,6 +196,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 registry_port=settings.registry_port,
                 metrics_port=settings.metrics_port,
                 maintenance_flags_volume=maintenance.flags_volume_name,
+                registry_data_volume=registry.volume_name if settings.proxy.fast_blob_downloads else None,
                 tls_profile=settings.tls.profile,
                 registry_upstream=registry.upstream,
                 registry_metrics_upstream=registry.metrics_upstream,

@@ -308,6 +308,9 @@ class ProxyConfig:
     """host:port of the registry's debug server, whose /metrics the metrics listener passes on."""
     mirrors: tuple[MirrorSite, ...] = ()
     """Pull-through mirrors, each a TLS server of its own."""
+    blob_files_dir: str | None = None
+    """Where the registry's data volume is mounted (read-only) for blob downloads served from disk once the
+    registry authorized them; None: every download is relayed from the registry."""
 
 
 @dataclass(frozen=True)
@@ -347,6 +350,7 @@ def render_nginx_conf(config: ProxyConfig) -> str:
         registry_metrics_upstream=config.registry_metrics_upstream,
         registry_metrics_path=REGISTRY_METRICS_PATH,
         mirrors=config.mirrors,
+        blob_files_dir=config.blob_files_dir,
     )
 
 

@@ -39,6 +39,8 @@ PROXY_ALIAS = "proxy"
 # The plain-HTTP metrics listener (published as metricsPort).
 METRICS_INTERNAL_PORT = METRICS_PORT
 MAINTENANCE_FLAGS_DIR = "/run/registry-maintenance"
+# The registry's data volume, read-only: authorized blob downloads are sent from here.
+BLOB_FILES_DIR = "/var/lib/registry"
 PROXY_HARDENING = Hardening(
     # Up to 4 MB of response buffers and 1 MB of request buffer per transfer (see the nginx template).
     memory_mib=512,
@@ -63,6 +65,8 @@ class ReverseProxyArgs:
     """Host port of the metrics listener; 0 publishes none."""
     maintenance_flags_volume: pulumi.Input[str]
     """The maintenance container's write-pause flags: mounted read-only."""
+    registry_data_volume: pulumi.Input[str] | None
+    """The registry's data volume, mounted read-only to send authorized blob downloads from disk; None: relay."""
     tls_profile: str
     registry_upstream: str
     """host:port of the registry's API."""
@@ -134,8 +138,22 @@ class ReverseProxy(pulumi.ComponentResource):
                 metrics_port=METRICS_INTERNAL_PORT,
                 registry_metrics_upstream=args.registry_metrics_upstream,
                 mirrors=mirror_sites,
+                blob_files_dir=BLOB_FILES_DIR if args.registry_data_volume is not None else None,
             )
         )
+        volumes = [
+            # Read-only: nginx only tests whether a flag exists.
+            docker.ContainerVolumeArgs(
+                volume_name=args.maintenance_flags_volume, container_path=MAINTENANCE_FLAGS_DIR, read_only=True
+            )
+        ]
+        if args.registry_data_volume is not None:
+            # Read-only: nginx only reads the blob files the registry has just authorized; only the registry writes.
+            volumes.append(
+                docker.ContainerVolumeArgs(
+                    volume_name=args.registry_data_volume, container_path=BLOB_FILES_DIR, read_only=True
+                )
+            )
         container = hardened_container(
             name,
             HardenedContainerArgs(
@@ -151,12 +169,7 @@ class ReverseProxy(pulumi.ComponentResource):
                     *mirror_ports,
                 ),
                 network_aliases=(PROXY_ALIAS,),
-                # Read-only: nginx only tests whether a flag exists.
-                volumes=(
-                    docker.ContainerVolumeArgs(
-                        volume_name=args.maintenance_flags_volume, container_path=MAINTENANCE_FLAGS_DIR, read_only=True
-                    ),
-                ),
+                volumes=tuple(volumes),
                 uploads=(
                     docker.ContainerUploadArgs(file=SITE_CONFIG_PATH, content=self.site_config, permissions="0644"),
                     docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=args.certificate_pem, permissions="0644"),

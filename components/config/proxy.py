@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import StrictBool, field_validator
 
 from components.config.base import ConfigModel, check_image
 
@@ -12,6 +12,9 @@ DEFAULT_PROXY_IMAGE = "nginx:1.28.0"
 class ProxySettings(ConfigModel):
     image: str = DEFAULT_PROXY_IMAGE
     """The nginx image."""
+    fast_blob_downloads: StrictBool = True
+    """Blob downloads: once the registry has said yes to the same request, nginx sends the file from the data
+    volume (mounted read-only) instead of relaying the registry's copy. Filesystem storage only."""
 
     @field_validator("image")
     @classmethod

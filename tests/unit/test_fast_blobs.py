@@ -1,0 +1,112 @@
+"""Blob downloads from disk (proxy.fastBlobDownloads): the rendered nginx locations and the proxy's mount."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from components.rendering import MirrorSite, ProxyConfig, render_nginx_conf
+from harness.program import plain
+from tests.unit.test_program import SITE, Run, container, upload
+
+pytestmark = pytest.mark.unit
+
+PROXY = ProxyConfig(
+    server_name="registry.example.com",
+    endpoint="registry.example.com",
+    redirect_http=True,
+    registry_upstream="registry:5000",
+    ui_upstream="ui:8080",
+    certificate_path="/etc/nginx/tls/server.crt",
+    certificate_key_path="/etc/nginx/tls/server.key",
+    blob_files_dir="/var/lib/registry",
+)
+HEX = "0123456789abcdef" * 4
+BLOB_LOCATION = re.compile(r'location ~ "(?P<pattern>[^"]+)" \{(?P<body>.*?)\n    \}', re.S)
+
+
+def blob_locations(conf: str) -> list[tuple[re.Pattern[str], str]]:
+    """(pattern, body) of each regex location; PCRE's (?<name>...) is Python's (?P<name>...)."""
+    return [(re.compile(m["pattern"].replace("(?<", "(?P<")), m["body"]) for m in BLOB_LOCATION.finditer(conf)]
+
+
+def test_blob_downloads_from_disk_on_the_tls_and_the_plain_port() -> None:
+    locations = blob_locations(render_nginx_conf(PROXY))
+    assert len(locations) == 2  # the TLS server and the plain registry port
+    for _, body in locations:
+        assert "auth_request /_registry_says_blob_exists;" in body
+        assert "error_page 401 403 404 500 502 503 504 = @registry_relay;" in body
+        assert "if ($request_method != GET)" in body
+        # The path is built from the two captured hex groups and nothing else.
+        (alias,) = re.findall(r"alias ([^;]+);", body)
+        assert alias == "/var/lib/registry/docker/registry/v2/blobs/sha256/$blob_head/$blob_head$blob_tail/data"
+        assert 'add_header Docker-Content-Digest "sha256:$blob_head$blob_tail" always;' in body
+        assert "etag off;" in body and 'add_header Last-Modified "";' in body
+
+
+@pytest.mark.parametrize(
+    ("path", "matches"),
+    [
+        (f"/v2/team/app/blobs/sha256:{HEX}", True),
+        (f"/v2/a/b/c/blobs/sha256:{HEX}", True),
+        (f"/v2/app/blobs/sha256:{HEX}", True),
+        (f"/v2/team/app/blobs/sha256:{HEX.upper()}", False),
+        (f"/v2/team/app/blobs/sha512:{HEX}{HEX}", False),
+        (f"/v2/team/app/blobs/sha256:{HEX[:-1]}", False),
+        (f"/v2/team/app/blobs/sha256:{HEX}0", False),
+        ("/v2/team/app/blobs/sha256:../../../../etc/passwd", False),
+        (f"/v2/team/app/blobs/sha256:{HEX}/../../x", False),
+        (f"/v2/team/app/blobs/uploads/sha256:{HEX}", False),
+        (f"/v2/team/app/manifests/sha256:{HEX}", False),
+        (f"/v2/team app/blobs/sha256:{HEX}", False),
+    ],
+)
+def test_only_well_formed_sha256_blob_paths_reach_the_disk(path: str, matches: bool) -> None:
+    (pattern, _), _ = blob_locations(render_nginx_conf(PROXY))
+    found = pattern.match(path)
+    assert bool(found) is matches
+    if found:
+        assert found["blob_head"] + found["blob_tail"] == HEX
+
+
+def test_the_existence_check_asks_the_registry_with_the_clients_request() -> None:
+    conf = render_nginx_conf(PROXY)
+    check = conf[conf.index("location = /_registry_says_blob_exists") :]
+    check = check[: check.index("\n    }")]
+    assert "internal;" in check
+    assert "proxy_method HEAD;" in check
+    assert "proxy_pass $registry_upstream$request_uri;" in check
+    assert "proxy_pass_request_body off;" in check
+
+
+def test_relayed_only_when_the_fast_path_is_off() -> None:
+    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "blob_files_dir": None}))
+    assert blob_locations(conf) == []
+    assert "_registry_says_blob_exists" not in conf and "alias " not in conf
+
+
+def test_mirrors_never_serve_from_disk() -> None:
+    mirror = MirrorSite("dockerhub", "https://registry-1.docker.io", 6000, "_", "mirror-dockerhub:5000")
+    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "mirrors": (mirror,)}))
+    mirror_server = conf[conf.index('Pull-through mirror "dockerhub"') :]
+    assert "alias " not in mirror_server and "auth_request" not in mirror_server
+
+
+def test_the_proxy_mounts_the_data_volume_read_only(run: Run) -> None:
+    proxy = container(run(), "proxy")
+    mounts = {volume["containerPath"]: volume for volume in proxy["volumes"]}
+    assert mounts["/var/lib/registry"] == {
+        "containerPath": "/var/lib/registry",
+        "volumeName": "private-registry-test-registry-data",
+        "readOnly": True,
+    }
+    assert "alias /var/lib/registry/" in upload(proxy, SITE)["content"]
+
+
+def test_fast_blob_downloads_off_mounts_nothing(run: Run) -> None:
+    result = run(proxy={"fastBlobDownloads": False})
+    proxy = container(result, "proxy")
+    assert "/var/lib/registry" not in {volume["containerPath"] for volume in proxy["volumes"]}
+    assert "alias " not in upload(proxy, SITE)["content"]
+    assert plain(result.named("registry-proxy-container").inputs)["volumes"]
