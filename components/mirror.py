@@ -14,6 +14,7 @@ from components.registry import REGISTRY_HARDENING
 from components.rendering import (
     HTPASSWD_PATH,
     REGISTRY_DATA_DIR,
+    REGISTRY_DEBUG_PORT,
     REGISTRY_PORT,
     TEMPLATES_DIR,
     MirrorRemote,
@@ -57,6 +58,8 @@ class Mirror(pulumi.ComponentResource):
     """The cache: content fetched from the upstream (kept across changes of ttl or credentials)."""
     upstream: str
     """host:port nginx proxies this mirror's host or port to."""
+    metrics_upstream: str
+    """host:port of its debug server: Prometheus metrics, the proxy's cache hits and misses among them."""
 
     def __init__(self, name: str, args: MirrorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("private-registry:mirror:Mirror", name, None, opts)
@@ -131,6 +134,7 @@ class Mirror(pulumi.ComponentResource):
         self.container_name = container.name
         self.volume_name = volume.name
         self.upstream = f"{role}:{REGISTRY_PORT}"
+        self.metrics_upstream = f"{role}:{REGISTRY_DEBUG_PORT}"
         self.register_outputs(
             {"containerName": self.container_name, "volumeName": self.volume_name, "upstream": self.upstream}
         )

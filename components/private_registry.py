@@ -17,9 +17,11 @@ from components.pulumi_config import StackSecrets
 from components.registry import Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
 from components.rendering import (
+    MAINTENANCE_METRICS_PATH,
     NGINX_STATUS_PATH,
     REGISTRY_METRICS_PROXY_PATH,
     containerd_hosts_dir,
+    mirror_metrics_path,
     prometheus_scrape_config,
     render_containerd_hosts_toml,
     render_docker_daemon_mirrors,
@@ -208,6 +210,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                         name=mirror_settings.name,
                         remote_url=mirror_settings.resolved_remote_url,
                         upstream=mirror.upstream,
+                        metrics_upstream=mirror.metrics_upstream,
                         published_port=mirror_settings.port,
                         hostname=mirror_settings.hostname,
                     )
@@ -257,10 +260,20 @@ class PrivateRegistry(pulumi.ComponentResource):
         self.gc_run_command = maintenance.run_command
         metrics_target = _metrics_target(settings, proxy.metrics_upstream)
         self.metrics_endpoints = pulumi.Output.from_input(
-            [f"http://{metrics_target}{path}" for path in (REGISTRY_METRICS_PROXY_PATH, NGINX_STATUS_PATH)]
+            [
+                f"http://{metrics_target}{path}"
+                for path in (
+                    REGISTRY_METRICS_PROXY_PATH,
+                    NGINX_STATUS_PATH,
+                    MAINTENANCE_METRICS_PATH,
+                    *(mirror_metrics_path(mirror.name) for mirror in settings.mirrors),
+                )
+            ]
         )
         self.prometheus_scrape_config = pulumi.Output.from_input(
-            prometheus_scrape_config(args.scope.prefix, (metrics_target,))
+            prometheus_scrape_config(
+                args.scope.prefix, (metrics_target,), tuple(mirror.name for mirror in settings.mirrors)
+            )
         )
         self.register_outputs(
             {

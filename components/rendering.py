@@ -44,6 +44,16 @@ REGISTRY_METRICS_PATH = "/metrics"
 METRICS_PORT = 9113
 NGINX_STATUS_PATH = "/nginx_status"
 REGISTRY_METRICS_PROXY_PATH = "/registry/metrics"
+# The last maintenance run's figures, a Prometheus text file the maintenance container writes.
+MAINTENANCE_METRICS_PATH = "/maintenance/metrics"
+MAINTENANCE_METRICS_FILE = "metrics.prom"
+
+
+def mirror_metrics_path(name: str) -> str:
+    """Where the metrics listener passes on a mirror's Prometheus metrics (its cache hits and misses)."""
+    return f"/mirrors/{name}/metrics"
+
+
 HTPASSWD_PATH = "/auth/htpasswd"
 BCRYPT_COST = 12
 # Mozilla server-side TLS 6.0. TLS 1.3 suites are not set by ssl_ciphers (OpenSSL's defaults are all AEAD).
@@ -325,6 +335,8 @@ class MirrorSite:
     """Its own host name, or `_` (any) when it has a port of its own."""
     upstream: str
     """host:port of the mirror's registry on the stack's network."""
+    metrics_upstream: str = ""
+    """host:port of the mirror's debug server (its Prometheus metrics)."""
 
 
 def render_nginx_conf(config: ProxyConfig) -> str:
@@ -346,6 +358,9 @@ def render_nginx_conf(config: ProxyConfig) -> str:
         writes_paused_retry_after=config.writes_paused_retry_after,
         metrics_port=config.metrics_port,
         nginx_status_path=NGINX_STATUS_PATH,
+        maintenance_metrics_path=MAINTENANCE_METRICS_PATH,
+        maintenance_metrics_file=MAINTENANCE_METRICS_FILE,
+        mirror_metrics_paths={mirror.name: mirror_metrics_path(mirror.name) for mirror in config.mirrors},
         registry_metrics_proxy_path=REGISTRY_METRICS_PROXY_PATH,
         registry_metrics_upstream=config.registry_metrics_upstream,
         registry_metrics_path=REGISTRY_METRICS_PATH,
@@ -354,18 +369,19 @@ def render_nginx_conf(config: ProxyConfig) -> str:
     )
 
 
-def prometheus_scrape_config(job_name: str, targets: tuple[str, ...]) -> str:
-    """A Prometheus `scrape_configs` snippet for the registry's metrics, read through the proxy's metrics
-    listener at `targets` (host:port). nginx's stub_status is not in Prometheus' format: it is not listed here
-    (nginx-prometheus-exporter turns it into metrics)."""
+def prometheus_scrape_config(job_name: str, targets: tuple[str, ...], mirrors: tuple[str, ...] = ()) -> str:
+    """A Prometheus `scrape_configs` snippet, read through the proxy's metrics listener at `targets`
+    (host:port): the registry's metrics, the last maintenance run's, and each mirror's. nginx's stub_status is
+    not in Prometheus' format: it is not listed here (nginx-prometheus-exporter turns it into metrics)."""
+    paths = [
+        (job_name, REGISTRY_METRICS_PROXY_PATH),
+        (f"{job_name}-maintenance", MAINTENANCE_METRICS_PATH),
+        *((f"{job_name}-mirror-{name}", mirror_metrics_path(name)) for name in mirrors),
+    ]
     document = {
         "scrape_configs": [
-            {
-                "job_name": job_name,
-                "metrics_path": REGISTRY_METRICS_PROXY_PATH,
-                "scheme": "http",
-                "static_configs": [{"targets": list(targets)}],
-            }
+            {"job_name": job, "metrics_path": path, "scheme": "http", "static_configs": [{"targets": list(targets)}]}
+            for job, path in paths
         ]
     }
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)

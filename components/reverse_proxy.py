@@ -85,6 +85,8 @@ class ProxiedMirror:
     remote_url: str
     upstream: str
     """host:port of the mirror's registry on the stack's network."""
+    metrics_upstream: str
+    """host:port of the mirror's debug server."""
     published_port: int | None
     """Its own HTTPS port on the host; None: it has its own host name on httpsPort."""
     hostname: str | None
@@ -114,6 +116,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 listen=HTTPS_INTERNAL_PORT if mirror.hostname else MIRROR_FIRST_INTERNAL_PORT + index,
                 server_name=mirror.hostname or "_",
                 upstream=mirror.upstream,
+                metrics_upstream=mirror.metrics_upstream,
             )
             for index, mirror in enumerate(args.mirrors)
         )

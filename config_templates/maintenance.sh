@@ -62,6 +62,7 @@ clear_leftovers() {
 schedule() {
     mkdir -p "$STATE"
     clear_leftovers
+    [ -f "$FLAGS/metrics.prom" ] || write_metrics 1 0 0 0 0
     trap 'log "stopping"; exit 0' TERM INT
     if [ "$SCHEDULE" = none ]; then
         log "no schedule: runs only on demand (docker exec <container> maintenance.sh run)"
@@ -95,11 +96,37 @@ pause_writes() {
     done
 }
 
+# The last run's figures for Prometheus, in the volume nginx's metrics listener serves them from.
+write_metrics() { # success ended_at duration freed_bytes deleted_blobs
+    cat >"$FLAGS/metrics.prom.tmp" <<METRICS
+# HELP registry_maintenance_last_run_success 1 when the last retention and garbage collection run succeeded.
+# TYPE registry_maintenance_last_run_success gauge
+registry_maintenance_last_run_success $1
+# HELP registry_maintenance_last_run_timestamp_seconds When the last run ended (0: none yet).
+# TYPE registry_maintenance_last_run_timestamp_seconds gauge
+registry_maintenance_last_run_timestamp_seconds $2
+# HELP registry_maintenance_last_run_duration_seconds How long the last run took, writes paused.
+# TYPE registry_maintenance_last_run_duration_seconds gauge
+registry_maintenance_last_run_duration_seconds $3
+# HELP registry_maintenance_last_run_freed_bytes Bytes the last run freed on the data volume (du).
+# TYPE registry_maintenance_last_run_freed_bytes gauge
+registry_maintenance_last_run_freed_bytes $4
+# HELP registry_maintenance_last_run_deleted_blobs Blobs the last garbage collection deleted.
+# TYPE registry_maintenance_last_run_deleted_blobs gauge
+registry_maintenance_last_run_deleted_blobs $5
+METRICS
+    mv "$FLAGS/metrics.prom.tmp" "$FLAGS/metrics.prom"
+}
+
 finish() {
     status=$?
     if [ -n "${heartbeat:-}" ]; then kill "$heartbeat" 2>/dev/null || true; fi
     rm -f "$FLAGS"/writes-paused-*
     rm -rf "$STATE/lock"
+    ended=$(date +%s)
+    success=0
+    [ "$status" -eq 0 ] && success=1
+    write_metrics "$success" "$ended" "$((ended - run_started))" "$freed_bytes" "$deleted"
     if [ "$status" -eq 0 ]; then
         echo ok >"$STATE/last-run"
         log "run finished; writes resumed"
@@ -127,6 +154,9 @@ run() {
     fi
     echo $$ >"$STATE/lock/pid"
     heartbeat=""
+    run_started=$(date +%s)
+    freed_bytes=0
+    deleted=0
     trap finish EXIT
     trap 'exit 130' INT TERM HUP
 
@@ -141,7 +171,8 @@ run() {
     retention
     collect
     after=$(usage_kib)
-    log "data volume: $((before * 1024)) bytes before, $((after * 1024)) after: freed $(((before - after) * 1024)) bytes"
+    freed_bytes=$(((before - after) * 1024))
+    log "data volume: $((before * 1024)) bytes before, $((after * 1024)) after: freed $freed_bytes bytes"
 }
 
 flag_text() { # value text: the text when the value is true

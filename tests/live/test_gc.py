@@ -20,6 +20,7 @@ import docker
 import pytest
 import requests
 from docker.errors import ImageNotFound
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness import realizer
 from harness.clients import docker_login, run, wait_until
@@ -157,6 +158,18 @@ def test_space_comes_back_and_kept_images_still_pull(
     assert "run finished; writes resumed" in logged
     # The operator's terminal got the same report.
     assert "run finished; writes resumed" in result.stdout
+    # And Prometheus gets the figures from the proxy's metrics listener.
+    scraped = gc_stack.live.container("proxy").exec_run(["curl", "-fsS", "http://127.0.0.1:9113/maintenance/metrics"])
+    assert scraped.exit_code == 0, scraped.output
+    figures = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(scraped.output.decode())
+        for sample in family.samples
+    }
+    assert figures["registry_maintenance_last_run_success"] == 1
+    assert figures["registry_maintenance_last_run_freed_bytes"] == freed
+    assert figures["registry_maintenance_last_run_deleted_blobs"] >= 2
+    assert abs(figures["registry_maintenance_last_run_timestamp_seconds"] - time.time()) < 120
 
     assert_pulls_intact(api, "space/kept", kept)
     inspected = gc_stack.skopeo_copy(f"space/kept@{kept}", tmp_path / "kept")

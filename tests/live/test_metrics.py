@@ -36,7 +36,11 @@ RequestKey = tuple[str, str, str]
 def metrics_base(stack: LiveStack) -> str:
     port = int(stack.config["private-registry:metricsPort"])
     base = f"http://127.0.0.1:{port}"
-    assert stack.outputs["metricsEndpoints"] == [f"{base}/registry/metrics", f"{base}/nginx_status"]
+    assert stack.outputs["metricsEndpoints"] == [
+        f"{base}/registry/metrics",
+        f"{base}/nginx_status",
+        f"{base}/maintenance/metrics",
+    ]
     return base
 
 

@@ -83,14 +83,14 @@ def test_the_existence_check_asks_the_registry_with_the_clients_request() -> Non
 def test_relayed_only_when_the_fast_path_is_off() -> None:
     conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "blob_files_dir": None}))
     assert blob_locations(conf) == []
-    assert "_registry_says_blob_exists" not in conf and "alias " not in conf
+    assert "_registry_says_blob_exists" not in conf and "alias /var/lib/registry" not in conf
 
 
 def test_mirrors_never_serve_from_disk() -> None:
     mirror = MirrorSite("dockerhub", "https://registry-1.docker.io", 6000, "_", "mirror-dockerhub:5000")
     conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "mirrors": (mirror,)}))
     mirror_server = conf[conf.index('Pull-through mirror "dockerhub"') :]
-    assert "alias " not in mirror_server and "auth_request" not in mirror_server
+    assert "alias /var/lib/registry" not in mirror_server and "auth_request" not in mirror_server
 
 
 def test_the_proxy_mounts_the_data_volume_read_only(run: Run) -> None:
@@ -108,5 +108,5 @@ def test_fast_blob_downloads_off_mounts_nothing(run: Run) -> None:
     result = run(proxy={"fastBlobDownloads": False})
     proxy = container(result, "proxy")
     assert "/var/lib/registry" not in {volume["containerPath"] for volume in proxy["volumes"]}
-    assert "alias " not in upload(proxy, SITE)["content"]
+    assert "alias /var/lib/registry" not in upload(proxy, SITE)["content"]
     assert plain(result.named("registry-proxy-container").inputs)["volumes"]

@@ -96,7 +96,14 @@ def test_no_stub_status_on_the_other_servers() -> None:
 def test_metrics_listener_passes_on_only_the_registrys_metrics() -> None:
     server = metrics_server(render_nginx_conf(PROXY))
     locations = [line for line in server if line.startswith("location ")]
-    assert locations == ["location = /nginx_status {", "location = /registry/metrics {", "location / {"]
+    assert locations == [
+        "location = /nginx_status {",
+        "location = /registry/metrics {",
+        "location = /maintenance/metrics {",
+        "location / {",
+    ]
+    # The maintenance run's figures: a file in the flags volume, nothing else of it.
+    assert "alias /run/registry-maintenance/metrics.prom;" in server
     # Only the exact path goes to the debug server: its pprof and expvar pages stay out of reach.
     assert "set $registry_metrics_upstream http://registry:5001;" in server
     assert "proxy_pass $registry_metrics_upstream/metrics;" in server
@@ -166,7 +173,11 @@ def test_registry_debug_port_is_never_published(run: Run) -> None:
 
 def test_outputs_without_metrics_port_are_the_stacks_network_addresses(run: Run) -> None:
     outputs = run().outputs
-    assert outputs["metricsEndpoints"] == ["http://proxy:9113/registry/metrics", "http://proxy:9113/nginx_status"]
+    assert outputs["metricsEndpoints"] == [
+        "http://proxy:9113/registry/metrics",
+        "http://proxy:9113/nginx_status",
+        "http://proxy:9113/maintenance/metrics",
+    ]
     assert yaml.safe_load(outputs["prometheusScrapeConfig"]) == {
         "scrape_configs": [
             {
@@ -174,9 +185,27 @@ def test_outputs_without_metrics_port_are_the_stacks_network_addresses(run: Run)
                 "metrics_path": "/registry/metrics",
                 "scheme": "http",
                 "static_configs": [{"targets": ["proxy:9113"]}],
-            }
+            },
+            {
+                "job_name": "private-registry-test-maintenance",
+                "metrics_path": "/maintenance/metrics",
+                "scheme": "http",
+                "static_configs": [{"targets": ["proxy:9113"]}],
+            },
         ]
     }
+
+
+def test_mirror_metrics_are_passed_on_and_scraped(run: Run) -> None:
+    outputs = run(mirrors=[{"name": "dockerhub", "port": 5443}]).outputs
+    assert outputs["metricsEndpoints"][-1] == "http://proxy:9113/mirrors/dockerhub/metrics"
+    jobs = yaml.safe_load(outputs["prometheusScrapeConfig"])["scrape_configs"]
+    assert jobs[-1]["job_name"] == "private-registry-test-mirror-dockerhub"
+    assert jobs[-1]["metrics_path"] == "/mirrors/dockerhub/metrics"
+    site = proxy_inputs(run(mirrors=[{"name": "dockerhub", "port": 5443}]))["uploads"][0]["content"]
+    location = site[site.index("location = /mirrors/dockerhub/metrics") :]
+    assert "set $mirror_metrics_upstream http://mirror-dockerhub:5001;" in location
+    assert "proxy_pass $mirror_metrics_upstream/metrics;" in location
 
 
 def test_outputs_with_metrics_port_point_at_the_bind_address(run: Run) -> None:
@@ -184,6 +213,7 @@ def test_outputs_with_metrics_port_point_at_the_bind_address(run: Run) -> None:
     assert outputs["metricsEndpoints"] == [
         "http://192.168.1.10:9100/registry/metrics",
         "http://192.168.1.10:9100/nginx_status",
+        "http://192.168.1.10:9100/maintenance/metrics",
     ]
     scrape = yaml.safe_load(outputs["prometheusScrapeConfig"])["scrape_configs"][0]
     assert scrape["job_name"] == "private-registry-prod"
