@@ -462,6 +462,17 @@ def _upstream_blob_gets(bench_client: docker.DockerClient, since: int) -> int:
     )
 
 
+def _wait_for_mirror_store(mirror: Any, reference: str, seconds: int = 300) -> None:
+    """Registry 2.8 stores a fetched blob in the background, after the first pull has been served; until then
+    every pull fetches from the upstream again. Storing done, it schedules the blob's expiry (a log line)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if f"Adding new scheduler entry for {reference}" in mirror.logs().decode(errors="replace"):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the mirror did not store {reference} within {seconds}s")
+
+
 def mirror_figures(
     client: docker.DockerClient, bench: Bench, blob_file: Path, digest: str, team_repo: str, repeat: int
 ) -> dict[str, Any]:
@@ -471,6 +482,7 @@ def mirror_figures(
     _put_blob(bench.upstream_seed, bench.ca, repo, blob_file, digest)
     mirror = bench.targets["mirror"]
     first, _ = _curl([f"{mirror.base}/v2/{repo}/blobs/{digest}"], bench.ca, "h1")
+    _wait_for_mirror_store(client.containers.get(f"{PREFIX}-mirror-upstream"), f"{repo}@{digest}")
     time.sleep(1.1 - time.time() % 1)  # a fresh second: docker's `since` counts whole seconds
     since = int(time.time())
     sources = {
