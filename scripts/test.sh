@@ -27,6 +27,7 @@ if ! $unit_only; then
   command -v skopeo >/dev/null || need+=(skopeo)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   command -v chromium >/dev/null || need+=(chromium)  # the live UI tests drive it with Playwright
+  command -v ip >/dev/null || need+=(iproute2)  # the mirror tests' second dockerd gets a bridge of its own
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "test: installing ${need[*]}" >&2
