@@ -47,7 +47,7 @@ import docker
 import httpx
 import jinja2
 
-from components.rendering import MirrorSite, ProxyConfig, render_nginx_conf
+from components.rendering import REGISTRY_DEBUG_PORT, REGISTRY_PORT, MirrorSite, ProxyConfig, render_nginx_conf
 from components.reverse_proxy import (
     BLOB_FILES_DIR,
     CERTIFICATE_KEY_PATH,
@@ -210,7 +210,8 @@ def _our_site(config: dict[str, str], blob_files_dir: str | None) -> str:
             remote_url=mirror["remoteUrl"],
             listen=MIRROR_FIRST_INTERNAL_PORT + index,
             server_name="_",
-            upstream=f"mirror-{mirror['name']}:5000",
+            upstream=f"mirror-{mirror['name']}:{REGISTRY_PORT}",
+            metrics_upstream=f"mirror-{mirror['name']}:{REGISTRY_DEBUG_PORT}",
         )
         for index, mirror in enumerate(_mirrors(config))
     )
@@ -219,7 +220,7 @@ def _our_site(config: dict[str, str], blob_files_dir: str | None) -> str:
             server_name=config["private-registry:hostname"],
             endpoint=f"{config['private-registry:hostname']}:{config['private-registry:httpsPort']}",
             redirect_http=False,
-            registry_upstream="registry:5000",
+            registry_upstream=f"registry:{REGISTRY_PORT}",
             ui_upstream=None,
             certificate_path=CERTIFICATE_PATH,
             certificate_key_path=CERTIFICATE_KEY_PATH,
