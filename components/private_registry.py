@@ -211,6 +211,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                         remote_url=mirror_settings.resolved_remote_url,
                         upstream=mirror.upstream,
                         metrics_upstream=mirror.metrics_upstream,
+                        volume_name=mirror.volume_name,
                         published_port=mirror_settings.port,
                         hostname=mirror_settings.hostname,
                     )

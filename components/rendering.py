@@ -337,6 +337,8 @@ class MirrorSite:
     """host:port of the mirror's registry on the stack's network."""
     metrics_upstream: str = ""
     """host:port of the mirror's debug server (its Prometheus metrics)."""
+    blob_files_dir: str | None = None
+    """Where the mirror's cache volume is mounted (read-only) for blob downloads from disk; None: relay."""
 
 
 def render_nginx_conf(config: ProxyConfig) -> str:

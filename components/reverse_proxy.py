@@ -41,6 +41,8 @@ METRICS_INTERNAL_PORT = METRICS_PORT
 MAINTENANCE_FLAGS_DIR = "/run/registry-maintenance"
 # The registry's data volume, read-only: authorized blob downloads are sent from here.
 BLOB_FILES_DIR = "/var/lib/registry"
+# Each mirror's cache volume, read-only, under its name: cached blobs are sent from here.
+MIRROR_FILES_DIR = "/var/lib/registry-mirrors"
 PROXY_HARDENING = Hardening(
     # Up to 4 MB of response buffers and 1 MB of request buffer per transfer (see the nginx template).
     memory_mib=512,
@@ -87,6 +89,8 @@ class ProxiedMirror:
     """host:port of the mirror's registry on the stack's network."""
     metrics_upstream: str
     """host:port of the mirror's debug server."""
+    volume_name: pulumi.Input[str]
+    """The mirror's cache volume: mounted read-only for blob downloads from disk (with the registry's)."""
     published_port: int | None
     """Its own HTTPS port on the host; None: it has its own host name on httpsPort."""
     hostname: str | None
@@ -117,6 +121,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 server_name=mirror.hostname or "_",
                 upstream=mirror.upstream,
                 metrics_upstream=mirror.metrics_upstream,
+                blob_files_dir=f"{MIRROR_FILES_DIR}/{mirror.name}" if args.registry_data_volume is not None else None,
             )
             for index, mirror in enumerate(args.mirrors)
         )
@@ -156,6 +161,12 @@ class ReverseProxy(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(
                     volume_name=args.registry_data_volume, container_path=BLOB_FILES_DIR, read_only=True
                 )
+            )
+            volumes.extend(
+                docker.ContainerVolumeArgs(
+                    volume_name=mirror.volume_name, container_path=f"{MIRROR_FILES_DIR}/{mirror.name}", read_only=True
+                )
+                for mirror in args.mirrors
             )
         container = hardened_container(
             name,

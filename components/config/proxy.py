@@ -13,8 +13,8 @@ class ProxySettings(ConfigModel):
     image: str = DEFAULT_PROXY_IMAGE
     """The nginx image."""
     fast_blob_downloads: StrictBool = True
-    """Blob downloads: once the registry has said yes to the same request, nginx sends the file from the data
-    volume (mounted read-only) instead of relaying the registry's copy. Filesystem storage only."""
+    """Blob downloads: once the registry (or a mirror) has said yes to the same request, nginx sends the file
+    from its volume (mounted read-only) instead of relaying the registry's copy. Filesystem storage only."""
 
     @field_validator("image")
     @classmethod

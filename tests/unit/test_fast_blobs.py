@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from components.rendering import MirrorSite, ProxyConfig, render_nginx_conf
+from components.rendering import ProxyConfig, render_nginx_conf
 from harness.program import plain
 from tests.unit.test_program import SITE, Run, container, upload
 
@@ -86,11 +86,24 @@ def test_relayed_only_when_the_fast_path_is_off() -> None:
     assert "_registry_says_blob_exists" not in conf and "alias /var/lib/registry" not in conf
 
 
-def test_mirrors_never_serve_from_disk() -> None:
-    mirror = MirrorSite("dockerhub", "https://registry-1.docker.io", 6000, "_", "mirror-dockerhub:5000")
-    conf = render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, "mirrors": (mirror,)}))
-    mirror_server = conf[conf.index('Pull-through mirror "dockerhub"') :]
-    assert "alias /var/lib/registry" not in mirror_server and "auth_request" not in mirror_server
+def test_a_mirror_sends_cached_blobs_from_its_own_volume_once_it_said_yes(run: Run) -> None:
+    result = run(mirrors=[{"name": "dockerhub", "port": 5443}])
+    proxy = container(result, "proxy")
+    mounts = {volume["containerPath"]: volume for volume in proxy["volumes"]}
+    assert mounts["/var/lib/registry-mirrors/dockerhub"] == {
+        "containerPath": "/var/lib/registry-mirrors/dockerhub",
+        "volumeName": "private-registry-test-mirror-dockerhub-data",
+        "readOnly": True,
+    }
+    site = upload(proxy, SITE)["content"]
+    mirror_server = site[site.index('Pull-through mirror "dockerhub"') :]
+    (_, body), *_ = blob_locations(mirror_server)
+    assert "/var/lib/registry-mirrors/dockerhub/docker/registry/v2/blobs/sha256/$blob_head/" in body
+    check = mirror_server[mirror_server.index("location = /_registry_says_blob_exists") :]
+    assert "set $registry_upstream http://mirror-dockerhub:5000;" in check.split("}")[0]
+    assert "@writes_paused" not in mirror_server
+    off = container(run(mirrors=[{"name": "dockerhub", "port": 5443}], proxy={"fastBlobDownloads": False}), "proxy")
+    assert "/var/lib/registry-mirrors/dockerhub" not in {volume["containerPath"] for volume in off["volumes"]}
 
 
 def test_the_proxy_mounts_the_data_volume_read_only(run: Run) -> None:
