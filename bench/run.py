@@ -55,6 +55,7 @@ from components.reverse_proxy import (
     HEALTH_PORT,
     MAINTENANCE_FLAGS_DIR,
     METRICS_INTERNAL_PORT,
+    MIRROR_FILES_DIR,
     MIRROR_FIRST_INTERNAL_PORT,
     PLAIN_REGISTRY_PORT,
     SITE_CONFIG_PATH,
@@ -212,6 +213,8 @@ def _our_site(config: dict[str, str], blob_files_dir: str | None) -> str:
             server_name="_",
             upstream=f"mirror-{mirror['name']}:{REGISTRY_PORT}",
             metrics_upstream=f"mirror-{mirror['name']}:{REGISTRY_DEBUG_PORT}",
+            # With the fast path, cached blobs come from the mirror's volume too (components/reverse_proxy.py).
+            blob_files_dir=f"{MIRROR_FILES_DIR}/{mirror['name']}" if blob_files_dir else None,
         )
         for index, mirror in enumerate(_mirrors(config))
     )
