@@ -914,6 +914,8 @@ def main(argv: list[str] | None = None) -> int:
         small_samples = 20
 
     client = realizer.docker_client()
+    # A run cut short (e.g. dockerd restarted) can leave the upstream attached to the stack's network: first.
+    _remove(client, UPSTREAM_CONTAINER)
     realizer.down(STACK, volumes=True, client=client)
     workdir = Path(tempfile.mkdtemp(prefix="private-registry-bench-"))
     cleanup = contextlib.ExitStack()
