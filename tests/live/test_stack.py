@@ -132,7 +132,12 @@ def test_all_containers_share_the_stack_network(stack: LiveStack) -> None:
     network = stack.client.networks.get(stack.outputs["networkName"])
     network.reload()
     names = {c.name for c in network.containers}
-    assert names == {"private-registry-live-registry", "private-registry-live-ui", "private-registry-live-proxy"}
+    assert names == {
+        "private-registry-live-registry",
+        "private-registry-live-ui",
+        "private-registry-live-proxy",
+        "private-registry-live-maintenance",
+    }
     for container in network.containers:
         assert set(container.attrs["NetworkSettings"]["Networks"]) == {stack.outputs["networkName"]}
 
@@ -221,7 +226,11 @@ def test_data_survives_a_registry_change(
 
     with changed_stack(stack, tmp_path, registry={"logLevel": "debug"}) as changed_file:
         result = realizer.up(changed_file, engine)
-        assert result.replaced == ["docker:index/container:Container::registry-distribution-container"]
+        # The maintenance container holds the registry's config.yml too (garbage-collect reads it).
+        assert sorted(result.replaced) == [
+            "docker:index/container:Container::registry-distribution-container",
+            "docker:index/container:Container::registry-maintenance-container",
+        ]
         assert result.created == [] and result.deleted == []
         after = container_ids(stack)
         assert after["registry"] != before["registry"]
@@ -248,6 +257,7 @@ def test_a_second_stack_coexists_and_down_removes_it(
         assert {c.name for c in engine.containers.list(filters=label)} == {
             "private-registry-second-registry",
             "private-registry-second-proxy",
+            "private-registry-second-maintenance",
         }
         assert outputs["uiUrl"] == ""
         ca = tmp_path / "ca.crt"
@@ -271,6 +281,9 @@ def test_a_second_stack_coexists_and_down_removes_it(
         run(sys.executable, "-m", "harness", "down", "--config", str(second), timeout=300)
     assert engine.containers.list(all=True, filters=label) == []
     assert engine.networks.list(filters=label) == []
-    assert [v.name for v in engine.volumes.list(filters=label)] == ["private-registry-second-registry-data"]
+    assert sorted(v.name for v in engine.volumes.list(filters=label)) == [
+        "private-registry-second-maintenance-flags",
+        "private-registry-second-registry-data",
+    ]
     run(sys.executable, "-m", "harness", "down", "--config", str(second), "--volumes", timeout=300)
     assert engine.volumes.list(filters=label) == []
