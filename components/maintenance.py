@@ -4,7 +4,6 @@ or on demand, with writes paused at the proxy while it runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
@@ -69,7 +68,7 @@ class Maintenance(pulumi.ComponentResource):
             labels=scope.labels(docker.VolumeLabelArgs, "maintenance-flags"),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        script = (Path(TEMPLATES_DIR) / "maintenance.sh").read_text()
+        script = (TEMPLATES_DIR / "maintenance.sh").read_text()
         settings_env = render_maintenance_settings(
             MaintenanceConfig(
                 schedule_fields=cron_fields(settings.schedule) if settings.scheduled else None,

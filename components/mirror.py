@@ -10,16 +10,14 @@ import pulumi_docker as docker
 from components.config.mirrors import MirrorSettings
 from components.docker_common import ContainerPlacement, HardenedContainerArgs, hardened_container
 from components.images import registry_config_path
-from components.registry import REGISTRY_HARDENING
+from components.registry import REGISTRY_HARDENING, htpasswd_upload
 from components.rendering import (
-    HTPASSWD_PATH,
     REGISTRY_DATA_DIR,
     REGISTRY_DEBUG_PORT,
     REGISTRY_PORT,
     TEMPLATES_DIR,
     MirrorRemote,
     RegistryConfig,
-    render_htpasswd,
     render_registry_config,
 )
 
@@ -102,10 +100,7 @@ class Mirror(pulumi.ComponentResource):
             ),
         ]
         if args.auth_realm is not None:
-            htpasswd = pulumi.Output.all(args.http_secret, args.accounts).apply(
-                lambda values: render_htpasswd(values[1], salt_key=values[0])
-            )
-            uploads.append(docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions="0644"))
+            uploads.append(htpasswd_upload(args.http_secret, args.accounts))
         envs: tuple[str, ...] = ()
         if settings.remote_ca_cert_pem is not None:
             uploads.append(

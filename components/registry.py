@@ -58,6 +58,17 @@ class RegistryArgs:
     aliases to their old names."""
 
 
+def htpasswd_upload(
+    http_secret: pulumi.Output[str], accounts: pulumi.Output[dict[str, str]]
+) -> docker.ContainerUploadArgs:
+    """The accounts as the registry's htpasswd file, salts keyed by the stack's http.secret (see
+    render_htpasswd); the team registry and the mirrors that ask for accounts get the same file."""
+    htpasswd = pulumi.Output.all(http_secret, accounts).apply(
+        lambda values: render_htpasswd(values[1], salt_key=values[0])
+    )
+    return docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions="0644")
+
+
 class Registry(pulumi.ComponentResource):
     """registry:2-compatible container with filesystem storage in a named volume."""
 
@@ -108,10 +119,7 @@ class Registry(pulumi.ComponentResource):
         )
         uploads = [docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")]
         if args.auth_realm is not None:
-            htpasswd = pulumi.Output.all(http_secret, args.accounts).apply(
-                lambda values: render_htpasswd(values[1], salt_key=values[0])
-            )
-            uploads.append(docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions="0644"))
+            uploads.append(htpasswd_upload(http_secret, args.accounts))
         container = hardened_container(
             name,
             HardenedContainerArgs(

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
 
 from components.rendering import ProxyConfig, render_nginx_conf
 from harness.program import plain
+from tests.unit import test_rendering
 from tests.unit.test_program import SITE, Run, container, upload
 
 pytestmark = pytest.mark.unit
 
-PROXY = ProxyConfig(
-    server_name="registry.example.com",
-    endpoint="registry.example.com",
-    redirect_http=True,
-    registry_upstream="registry:5000",
-    ui_upstream="ui:8080",
-    certificate_path="/etc/nginx/tls/server.crt",
-    certificate_key_path="/etc/nginx/tls/server.key",
-    blob_files_dir="/var/lib/registry",
-)
+PROXY = dataclasses.replace(test_rendering.PROXY, blob_files_dir="/var/lib/registry")
 HEX = "0123456789abcdef" * 4
 BLOB_LOCATION = re.compile(r'location ~ "(?P<pattern>[^"]+)" \{(?P<body>.*?)\n    \}', re.S)
 

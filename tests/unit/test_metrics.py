@@ -14,20 +14,12 @@ from components.config import ConfigError, load_settings
 from components.registry import REGISTRY_HEALTHCHECK
 from components.rendering import ProxyConfig, RegistryConfig, render_nginx_conf, render_registry_config
 from harness.program import ProgramRun, plain
+from tests.unit.test_rendering import PROXY
 
 pytestmark = pytest.mark.unit
 
 Run = Callable[..., ProgramRun]
 SITE = "/etc/nginx/conf.d/default.conf"
-PROXY = ProxyConfig(
-    server_name="registry.example.com",
-    endpoint="registry.example.com:8443",
-    redirect_http=True,
-    registry_upstream="registry:5000",
-    ui_upstream="ui:80",
-    certificate_path="/etc/nginx/tls/server.crt",
-    certificate_key_path="/etc/nginx/tls/server.key",
-)
 
 
 def servers(conf: str) -> list[list[str]]:
