@@ -22,6 +22,7 @@ from components.rendering import (
 SCRIPT_PATH = "/usr/local/sbin/maintenance.sh"
 SETTINGS_PATH = "/etc/registry-maintenance/settings.env"
 RULES_PATH = "/etc/registry-maintenance/retention.rules"
+CACHE_ENV_PATH = "/etc/registry-maintenance/cache.env"
 # The write-pause flags: written here, read by nginx through the same volume mounted read-only.
 FLAGS_DIR = "/run/registry-maintenance"
 # The Docker host's clock and zone: the schedule is in the host's time, as cron on the host would read it.
@@ -43,7 +44,10 @@ class MaintenanceArgs:
     registry_config_path: str
     registry_config: pulumi.Output[str]
     """The registry's config.yml (secret: it holds http.secret): garbage-collect reads its storage section."""
-    data_volume_name: pulumi.Input[str]
+    data_volume_name: pulumi.Input[str] | None
+    """The registry's data volume; None with s3 storage (garbage-collect then works on the bucket)."""
+    cache_env: pulumi.Output[str]
+    """cache.env (secret: a Redis password): the Redis cache to empty after a collection, if any."""
 
 
 class Maintenance(pulumi.ComponentResource):
@@ -78,6 +82,7 @@ class Maintenance(pulumi.ComponentResource):
                 gc_delete_untagged=settings.delete_untagged,
                 retention_dry_run=settings.retention.dry_run,
                 write_pause_seconds=settings.write_pause_seconds,
+                data_on_volume=args.data_volume_name is not None,
             )
         )
         rules = render_retention_rules(
@@ -100,13 +105,24 @@ class Maintenance(pulumi.ComponentResource):
                     docker.ContainerUploadArgs(file=SETTINGS_PATH, content=settings_env, permissions="0644"),
                     docker.ContainerUploadArgs(file=RULES_PATH, content=rules, permissions="0644"),
                     docker.ContainerUploadArgs(
+                        file=CACHE_ENV_PATH, content=pulumi.Output.secret(args.cache_env), permissions="0600"
+                    ),
+                    docker.ContainerUploadArgs(
                         file=args.registry_config_path,
                         content=pulumi.Output.secret(args.registry_config),
                         permissions="0600",
                     ),
                 ),
                 volumes=(
-                    docker.ContainerVolumeArgs(volume_name=args.data_volume_name, container_path=REGISTRY_DATA_DIR),
+                    *(
+                        (
+                            docker.ContainerVolumeArgs(
+                                volume_name=args.data_volume_name, container_path=REGISTRY_DATA_DIR
+                            ),
+                        )
+                        if args.data_volume_name is not None
+                        else ()
+                    ),
                     docker.ContainerVolumeArgs(volume_name=flags.name, container_path=FLAGS_DIR),
                     docker.ContainerVolumeArgs(host_path=HOST_LOCALTIME, container_path=HOST_LOCALTIME, read_only=True),
                 ),

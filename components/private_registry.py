@@ -14,7 +14,8 @@ from components.docker_common import ContainerPlacement, StackScope
 from components.maintenance import Maintenance, MaintenanceArgs
 from components.mirror import Mirror, MirrorArgs
 from components.pulumi_config import StackSecrets
-from components.registry import Registry, RegistryArgs
+from components.redis_cache import RedisCache, RedisCacheArgs
+from components.registry import RedisEndpoint, Registry, RegistryArgs
 from components.registry_ui import RegistryUi, RegistryUiArgs
 from components.rendering import (
     MAINTENANCE_METRICS_PATH,
@@ -23,8 +24,10 @@ from components.rendering import (
     containerd_hosts_dir,
     mirror_metrics_path,
     prometheus_scrape_config,
+    render_cache_env,
     render_containerd_hosts_toml,
     render_docker_daemon_mirrors,
+    replica_metrics_path,
 )
 from components.reverse_proxy import PLAIN_REGISTRY_PORT, PROXY_ALIAS, ProxiedMirror, ReverseProxy, ReverseProxyArgs
 from components.server_certificate import ServerCertificate, ServerCertificateArgs
@@ -117,6 +120,7 @@ class PrivateRegistry(pulumi.ComponentResource):
         )
 
         http_secret = self._http_secret(name, args.secrets, child)
+        redis = self._redis(name, settings, args.secrets, placement, child)
         registry = Registry(
             f"{name}-distribution",
             RegistryArgs(
@@ -126,6 +130,9 @@ class PrivateRegistry(pulumi.ComponentResource):
                 http_secret=http_secret,
                 accounts=args.secrets.accounts,
                 auth_realm=settings.auth.realm if settings.auth.enabled else None,
+                storage=settings.storage,
+                s3_secret_key=args.secrets.s3_secret_key,
+                redis=redis,
                 # Named so before: the aliases keep every existing stack's resources, data included.
                 previous_name=f"{name}-registry",
             ),
@@ -141,6 +148,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 registry_config_path=registry.config_path,
                 registry_config=registry.config_yml,
                 data_volume_name=registry.volume_name,
+                cache_env=_cache_env(redis),
             ),
             opts=child,
         )
@@ -198,10 +206,11 @@ class PrivateRegistry(pulumi.ComponentResource):
                 registry_port=settings.registry_port,
                 metrics_port=settings.metrics_port,
                 maintenance_flags_volume=maintenance.flags_volume_name,
-                registry_data_volume=registry.volume_name if settings.proxy.fast_blob_downloads else None,
+                registry_data_volume=registry.volume_name if settings.fast_blob_downloads else None,
                 tls_profile=settings.tls.profile,
                 registry_upstream=registry.upstream,
                 registry_metrics_upstream=registry.metrics_upstream,
+                registry_replica_metrics_upstreams=registry.replica_metrics_upstreams,
                 ui_upstream=ui_upstream,
                 certificate_pem=server_cert.cert_pem,
                 certificate_key_pem=server_cert.private_key_pem,
@@ -265,6 +274,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 f"http://{metrics_target}{path}"
                 for path in (
                     REGISTRY_METRICS_PROXY_PATH,
+                    *(replica_metrics_path(index) for index in range(2, settings.registry.replicas + 1)),
                     NGINX_STATUS_PATH,
                     MAINTENANCE_METRICS_PATH,
                     *(mirror_metrics_path(mirror.name) for mirror in settings.mirrors),
@@ -273,7 +283,10 @@ class PrivateRegistry(pulumi.ComponentResource):
         )
         self.prometheus_scrape_config = pulumi.Output.from_input(
             prometheus_scrape_config(
-                args.scope.prefix, (metrics_target,), tuple(mirror.name for mirror in settings.mirrors)
+                args.scope.prefix,
+                (metrics_target,),
+                tuple(mirror.name for mirror in settings.mirrors),
+                settings.registry.replicas,
             )
         )
         self.register_outputs(
@@ -297,12 +310,37 @@ class PrivateRegistry(pulumi.ComponentResource):
         )
 
     @staticmethod
+    def _redis(
+        name: str,
+        settings: Settings,
+        secrets: StackSecrets,
+        placement: ContainerPlacement,
+        opts: pulumi.ResourceOptions,
+    ) -> RedisEndpoint | None:
+        """The replicas' shared cache: an external Redis, or the stack's own; None for a single registry."""
+        if not settings.uses_redis:
+            return None
+        if settings.redis.external:
+            return RedisEndpoint(
+                address=settings.redis.address or "", password=secrets.redis_password, db=settings.redis.db
+            )
+        own = RedisCache(f"{name}-redis", RedisCacheArgs(settings=settings.redis, placement=placement), opts=opts)
+        return RedisEndpoint(address=own.address, password=own.password, db=settings.redis.db)
+
+    @staticmethod
     def _http_secret(name: str, secrets: StackSecrets, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
         """The configured http.secret, or one generated once and kept (secret) in the stack's state."""
         if secrets.http_secret is not None:
             return secrets.http_secret
         generated = random.RandomPassword(f"{name}-http-secret", length=48, special=False, opts=opts)
         return pulumi.Output.secret(generated.result)
+
+
+def _cache_env(redis: RedisEndpoint | None) -> pulumi.Output[str]:
+    if redis is None:
+        return pulumi.Output.from_input(render_cache_env(None, None, 0))
+    password = redis.password if redis.password is not None else pulumi.Output.from_input("")
+    return password.apply(lambda secret: render_cache_env(redis.address, secret or None, redis.db))
 
 
 def _metrics_target(settings: Settings, network_target: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 from pulumi.runtime import config as runtime_config
+from pydantic import SecretStr
 
 from components.config import MODERN_MAX_CERT_DAYS, Settings
 
@@ -40,6 +41,10 @@ class StackSecrets:
     """auth.users: user name -> password, in name order; empty when the registry is open."""
     mirror_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     """mirrors[].password by mirror name, for the mirrors that have one."""
+    s3_secret_key: pulumi.Output[str] | None = None
+    """storage.secretKey, when given."""
+    redis_password: pulumi.Output[str] | None = None
+    """redis.password (an external Redis), when given."""
 
 
 def stack_secrets(settings: Settings) -> StackSecrets:
@@ -54,7 +59,13 @@ def stack_secrets(settings: Settings) -> StackSecrets:
             for mirror in settings.mirrors
             if mirror.password is not None
         },
+        s3_secret_key=_secret(settings.storage.secret_key),
+        redis_password=_secret(settings.redis.password),
     )
+
+
+def _secret(value: SecretStr | None) -> pulumi.Output[str] | None:
+    return pulumi.Output.secret(value.get_secret_value()) if value is not None else None
 
 
 def warn_about(settings: Settings) -> None:
@@ -67,6 +78,16 @@ def warn_about(settings: Settings) -> None:
                 f"pull from Docker Hub instead. Set mirrors[{mirror.name}].public: true to serve it without accounts "
                 "(it holds public images only)."
             )
+    if settings.redis.model_fields_set and not settings.uses_redis:
+        pulumi.log.warn(
+            "redis is configured but registry.replicas is 1: a single registry runs without a blob descriptor "
+            "cache (garbage collection stays safe), so the redis settings are not used."
+        )
+    if settings.storage.is_s3 and not settings.storage.secure:
+        pulumi.log.warn(
+            "storage.secure is false: the registry's S3 credentials and every blob travel in clear to "
+            f"{settings.storage.region_endpoint}; keep that path on a private network."
+        )
     if not settings.auth.enabled:
         pulumi.log.warn(
             "no auth.users configured: anyone who reaches the registry can push, pull and delete. Add accounts "

@@ -7,21 +7,23 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.config import RegistrySettings
+from components.config import RegistrySettings, StorageSettings
 from components.docker_common import (
     ContainerPlacement,
     HardenedContainerArgs,
     Hardening,
     hardened_container,
 )
-from components.images import registry_config_path
+from components.images import registry_config_path, registry_major_version
 from components.naming import child_of, renamed_from
 from components.rendering import (
     HTPASSWD_PATH,
     REGISTRY_DATA_DIR,
     REGISTRY_DEBUG_PORT,
     REGISTRY_PORT,
+    RedisCache,
     RegistryConfig,
+    S3Storage,
     render_htpasswd,
     render_registry_config,
 )
@@ -53,9 +55,24 @@ class RegistryArgs:
     """user name -> password (a secret Output); empty: the registry is open."""
     auth_realm: str | None
     """The realm of the registry's login challenge; None when there are no accounts."""
+    storage: StorageSettings
+    """Where blobs and manifests live: the data volume (filesystem) or an S3 bucket."""
+    s3_secret_key: pulumi.Output[str] | None = None
+    """storage.secretKey (a secret Output), when given."""
+    redis: RedisEndpoint | None = None
+    """The shared blob descriptor cache; None: no cache."""
     previous_name: str | None = None
     """The component's name in earlier versions of the program: it and its children keep their state through
     aliases to their old names."""
+
+
+@dataclass(frozen=True)
+class RedisEndpoint:
+    """Where the registry replicas' Redis is, and how to log in."""
+
+    address: str
+    password: pulumi.Output[str] | None
+    db: int
 
 
 def htpasswd_upload(
@@ -74,12 +91,16 @@ class Registry(pulumi.ComponentResource):
 
     container_name: pulumi.Output[str]
     """Docker name of the registry container."""
-    volume_name: pulumi.Output[str]
-    """Docker volume holding the blobs and manifests; kept on `pulumi destroy`."""
+    container_names: pulumi.Output[list[str]]
+    """Docker names of every replica (the first is container_name)."""
+    volume_name: pulumi.Output[str] | None
+    """Docker volume holding the blobs and manifests, kept on `pulumi destroy`; None with s3 storage."""
     upstream: str
     """host:port the other containers reach the registry at on the stack's network."""
     metrics_upstream: str
     """host:port of the registry's debug server (Prometheus metrics at /metrics) on the stack's network."""
+    replica_metrics_upstreams: tuple[str, ...]
+    """The same for replicas 2..N; empty for one registry."""
     config_path: str
     """Where the image reads config.yml."""
     config_yml: pulumi.Output[str]
@@ -91,60 +112,112 @@ class Registry(pulumi.ComponentResource):
         scope = args.placement.scope
         settings = args.settings
 
-        # Survives container replacement, and `pulumi destroy` too: images are data, not infrastructure.
-        # Labels are fixed so that no config change ever replaces (and empties) the volume.
-        volume = docker.Volume(
-            f"{name}-data",
-            name=scope.docker_name("registry-data"),
-            labels=scope.labels(docker.VolumeLabelArgs, "registry-data"),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                retain_on_delete=True,
-                aliases=renamed_from(child_of(args.previous_name, "data")),
-            ),
-        )
+        volume: docker.Volume | None = None
+        if not args.storage.is_s3:
+            # Survives container replacement, and `pulumi destroy` too: images are data, not infrastructure.
+            # Labels are fixed so that no config change ever replaces (and empties) the volume.
+            volume = docker.Volume(
+                f"{name}-data",
+                name=scope.docker_name("registry-data"),
+                labels=scope.labels(docker.VolumeLabelArgs, "registry-data"),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    retain_on_delete=True,
+                    aliases=renamed_from(child_of(args.previous_name, "data")),
+                ),
+            )
 
         config_path = registry_config_path(settings.image, settings.config_path)
         http_secret = args.http_secret
-        config_yml = http_secret.apply(
-            lambda secret: render_registry_config(
-                RegistryConfig(
-                    public_url=args.public_url,
-                    http_secret=secret,
-                    delete_enabled=settings.delete_enabled,
-                    log_level=settings.log_level,
-                    auth_realm=args.auth_realm,
-                )
-            )
-        )
+        config_yml = _config_yml(args, http_secret)
         uploads = [docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")]
         if args.auth_realm is not None:
             uploads.append(htpasswd_upload(http_secret, args.accounts))
-        container = hardened_container(
-            name,
-            HardenedContainerArgs(
-                role="registry",
-                image=settings.image,
-                placement=args.placement,
-                hardening=REGISTRY_HARDENING,
-                network_aliases=(REGISTRY_ALIAS,),
-                # No published port: registryPort is served by the proxy, so every client passes through it
-                # (writes pause there during garbage collection).
-                # The image's entrypoint serves the config file it is given, whatever its default path.
-                command=(config_path,),
-                uploads=tuple(uploads),
-                volumes=(docker.ContainerVolumeArgs(volume_name=volume.name, container_path=REGISTRY_DATA_DIR),),
-                previous_name=args.previous_name,
-            ),
-            parent=self,
-        )
+        containers = [
+            hardened_container(
+                # The first replica keeps the names of a single registry: scaling out adds containers beside it.
+                name if replica == 1 else f"{name}-{replica}",
+                HardenedContainerArgs(
+                    role="registry" if replica == 1 else f"registry-{replica}",
+                    image=settings.image,
+                    placement=args.placement,
+                    hardening=REGISTRY_HARDENING,
+                    # Every replica answers to the one name: nginx resolves it to all of them (see the site).
+                    network_aliases=(REGISTRY_ALIAS,),
+                    # No published port: registryPort is served by the proxy, so every client passes through
+                    # it (writes pause there during garbage collection).
+                    # The image's entrypoint serves the config file it is given, whatever its default path.
+                    command=(config_path,),
+                    uploads=tuple(uploads),
+                    volumes=(docker.ContainerVolumeArgs(volume_name=volume.name, container_path=REGISTRY_DATA_DIR),)
+                    if volume is not None
+                    else (),
+                    previous_name=args.previous_name if replica == 1 else None,
+                ),
+                parent=self,
+            )
+            for replica in range(1, settings.replicas + 1)
+        ]
+        container = containers[0]
 
         self.container_name = container.name
-        self.volume_name = volume.name
+        self.container_names = pulumi.Output.all(*(replica.name for replica in containers))
+        self.volume_name = volume.name if volume is not None else None
         self.upstream = f"{REGISTRY_ALIAS}:{REGISTRY_PORT}"
-        self.metrics_upstream = f"{REGISTRY_ALIAS}:{REGISTRY_DEBUG_PORT}"
+        # One registry: its alias. Replicas: each by its own container name (each counts its own requests).
+        self.metrics_upstream = (
+            f"{REGISTRY_ALIAS}:{REGISTRY_DEBUG_PORT}"
+            if settings.replicas == 1
+            else f"{scope.docker_name('registry')}:{REGISTRY_DEBUG_PORT}"
+        )
+        self.replica_metrics_upstreams = tuple(
+            f"{scope.docker_name(f'registry-{replica}')}:{REGISTRY_DEBUG_PORT}"
+            for replica in range(2, settings.replicas + 1)
+        )
         self.config_path = config_path
         self.config_yml = pulumi.Output.secret(config_yml)
         self.register_outputs(
             {"containerName": self.container_name, "volumeName": self.volume_name, "upstream": self.upstream}
         )
+
+
+def _config_yml(args: RegistryArgs, http_secret: pulumi.Output[str]) -> pulumi.Output[str]:
+    """config.yml, rendered once every secret it holds is known."""
+    settings, storage, redis = args.settings, args.storage, args.redis
+    secrets = pulumi.Output.all(
+        http_secret,
+        args.s3_secret_key if args.s3_secret_key is not None else "",
+        redis.password if redis is not None and redis.password is not None else "",
+    )
+
+    def render(values: list[str]) -> str:
+        secret, s3_secret_key, redis_password = values
+        return render_registry_config(
+            RegistryConfig(
+                public_url=args.public_url,
+                http_secret=secret,
+                delete_enabled=settings.delete_enabled,
+                log_level=settings.log_level,
+                auth_realm=args.auth_realm,
+                s3=S3Storage(
+                    bucket=storage.bucket or "",
+                    region=storage.region,
+                    region_endpoint=storage.region_endpoint,
+                    access_key=storage.access_key,
+                    secret_key=s3_secret_key or None,
+                    root_directory=storage.root_directory,
+                    force_path_style=storage.force_path_style,
+                    secure=storage.secure,
+                    redirect=storage.redirect,
+                    chunk_size_bytes=storage.chunk_size_mib * 1024 * 1024,
+                )
+                if storage.is_s3
+                else None,
+                redis=RedisCache(address=redis.address, password=redis_password or None, db=redis.db)
+                if redis is not None
+                else None,
+                major_version=registry_major_version(settings.image),
+            )
+        )
+
+    return secrets.apply(render)

@@ -49,6 +49,12 @@ MAINTENANCE_METRICS_PATH = "/maintenance/metrics"
 MAINTENANCE_METRICS_FILE = "metrics.prom"
 
 
+def replica_metrics_path(replica: int) -> str:
+    """Where the metrics listener passes on registry replica N's metrics (N >= 2; the first's are at
+    REGISTRY_METRICS_PROXY_PATH)."""
+    return f"/registry/replicas/{replica}/metrics"
+
+
 def mirror_metrics_path(name: str) -> str:
     """Where the metrics listener passes on a mirror's Prometheus metrics (its cache hits and misses)."""
     return f"/mirrors/{name}/metrics"
@@ -81,6 +87,37 @@ class RegistryConfig:
     """When set, the registry requires the accounts in HTPASSWD_PATH (realm shown in the login prompt)."""
     mirror_of: MirrorRemote | None = None
     """When set, the registry is a read-only pull-through cache of this upstream."""
+    s3: S3Storage | None = None
+    """Storage in an S3 bucket instead of the data volume."""
+    redis: RedisCache | None = None
+    """The blob descriptor cache in Redis (shared by replicas); None: no cache (see render_registry_config)."""
+    major_version: int = 2
+    """The registry's major version: 2.x and 3.x spell the s3 and redis sections differently."""
+
+
+@dataclass(frozen=True)
+class S3Storage:
+    """The registry's `storage.s3` section (secret key resolved)."""
+
+    bucket: str
+    region: str
+    region_endpoint: str | None
+    access_key: str | None
+    secret_key: str | None
+    root_directory: str
+    force_path_style: bool
+    secure: bool
+    redirect: bool
+    chunk_size_bytes: int
+
+
+@dataclass(frozen=True)
+class RedisCache:
+    """The registry's `redis` section (password resolved)."""
+
+    address: str
+    password: str | None
+    db: int
 
 
 @dataclass(frozen=True)
@@ -96,17 +133,29 @@ class MirrorRemote:
 
 def render_registry_config(config: RegistryConfig) -> str:
     """The distribution registry's config.yml (version 0.1 schema, read by registry 2.x and 3.x)."""
-    document = {
+    storage: dict[str, object] = (
+        {"s3": _s3_section(config.s3, config.major_version)}
+        if config.s3 is not None
+        else {"filesystem": {"rootdirectory": REGISTRY_DATA_DIR}}
+    )
+    storage |= {
+        "delete": {"enabled": config.delete_enabled},
+        "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
+    }
+    if config.redis is not None:
+        # Replicas share one cache, so a blob one of them deleted is gone for all (each one's inmemory cache
+        # would keep answering "exists"). Garbage collection empties this database afterwards (maintenance.sh).
+        storage["cache"] = {"blobdescriptor": "redis"}
+    # Otherwise no blob descriptor cache: after a garbage collection the inmemory cache keeps answering
+    # "exists" for deleted blobs, a re-push skips them and the image is broken (distribution #1803, #4569).
+    # On the filesystem driver a blob's descriptor is two stat() calls without it.
+    if config.s3 is not None and not config.s3.redirect:
+        # Blob downloads come through the registry: clients need not reach the store.
+        storage["redirect"] = {"disable": True}
+    document: dict[str, object] = {
         "version": 0.1,
         "log": {"level": config.log_level, "fields": {"service": "registry"}},
-        "storage": {
-            "filesystem": {"rootdirectory": REGISTRY_DATA_DIR},
-            "delete": {"enabled": config.delete_enabled},
-            # No blob descriptor cache: after a garbage collection the inmemory cache keeps answering "exists"
-            # for deleted blobs, a re-push skips them and the image is broken (distribution #1803, #4569).
-            # On the filesystem driver a blob's descriptor is two stat() calls without it.
-            "maintenance": {"uploadpurging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False}},
-        },
+        "storage": storage,
         "http": {
             "addr": f":{REGISTRY_PORT}",
             # The external URL: Location headers point clients here, not at the container.
@@ -123,6 +172,8 @@ def render_registry_config(config: RegistryConfig) -> str:
         },
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
+    if config.redis is not None:
+        document["redis"] = _redis_section(config.redis, config.major_version)
     if config.auth_realm is not None:
         document["auth"] = {"htpasswd": {"realm": config.auth_realm, "path": HTPASSWD_PATH}}
     if config.mirror_of is not None:
@@ -134,6 +185,38 @@ def render_registry_config(config: RegistryConfig) -> str:
             proxy["ttl"] = remote.ttl
         document["proxy"] = proxy
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def _s3_section(s3: S3Storage, major_version: int) -> dict[str, object]:
+    section: dict[str, object] = {"bucket": s3.bucket, "region": s3.region}
+    if s3.region_endpoint is not None:
+        section["regionendpoint"] = s3.region_endpoint
+    if s3.access_key is not None and s3.secret_key is not None:
+        section |= {"accesskey": s3.access_key, "secretkey": s3.secret_key}
+    if s3.root_directory != "/":
+        section["rootdirectory"] = s3.root_directory
+    section |= {"secure": s3.secure, "v4auth": True, "chunksize": s3.chunk_size_bytes}
+    if major_version >= 3:
+        # 3.x has the key (default false); 2.x has none and uses path style whenever regionendpoint is set.
+        section["forcepathstyle"] = s3.force_path_style
+    return section
+
+
+def _redis_section(redis: RedisCache, major_version: int) -> dict[str, object]:
+    """2.x: `addr` and a redigo `pool`; 3.x: go-redis options inline (`addrs`), where `addr` would be ignored."""
+    timeouts = {"dialtimeout": "2s", "readtimeout": "2s", "writetimeout": "2s"}
+    if major_version >= 3:
+        section: dict[str, object] = {"addrs": [redis.address], "db": redis.db, **timeouts, "poolsize": 16}
+    else:
+        section = {
+            "addr": redis.address,
+            "db": redis.db,
+            **timeouts,
+            "pool": {"maxidle": 16, "maxactive": 64, "idletimeout": "300s"},
+        }
+    if redis.password is not None:
+        section["password"] = redis.password
+    return section
 
 
 @dataclass(frozen=True)
@@ -149,6 +232,9 @@ class MaintenanceConfig:
     gc_delete_untagged: bool
     retention_dry_run: bool
     write_pause_seconds: int
+    data_on_volume: bool = True
+    """The registry's data is on the volume mounted here (filesystem storage): freed bytes are measured with du.
+    False with s3 storage."""
 
 
 def render_maintenance_settings(config: MaintenanceConfig) -> str:
@@ -164,6 +250,7 @@ def render_maintenance_settings(config: MaintenanceConfig) -> str:
         "GC_DELETE_UNTAGGED": _shell_bool(config.gc_delete_untagged),
         "RETENTION_DRY_RUN": _shell_bool(config.retention_dry_run),
         "WRITE_PAUSE_SECONDS": str(config.write_pause_seconds),
+        "DATA_ON_VOLUME": _shell_bool(config.data_on_volume),
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
@@ -321,6 +408,9 @@ class ProxyConfig:
     blob_files_dir: str | None = None
     """Where the registry's data volume is mounted (read-only) for blob downloads served from disk once the
     registry authorized them; None: every download is relayed from the registry."""
+    replica_metrics_upstreams: tuple[str, ...] = ()
+    """host:port of the debug server of registry replicas 2..N (registry_metrics_upstream is the first's); empty:
+    one registry. With replicas, requests fail over between them."""
 
 
 @dataclass(frozen=True)
@@ -368,15 +458,23 @@ def render_nginx_conf(config: ProxyConfig) -> str:
         registry_metrics_path=REGISTRY_METRICS_PATH,
         mirrors=config.mirrors,
         blob_files_dir=config.blob_files_dir,
+        failover=bool(config.replica_metrics_upstreams),
+        replica_metrics=[
+            (replica_metrics_path(index), upstream)
+            for index, upstream in enumerate(config.replica_metrics_upstreams, start=2)
+        ],
     )
 
 
-def prometheus_scrape_config(job_name: str, targets: tuple[str, ...], mirrors: tuple[str, ...] = ()) -> str:
+def prometheus_scrape_config(
+    job_name: str, targets: tuple[str, ...], mirrors: tuple[str, ...] = (), replicas: int = 1
+) -> str:
     """A Prometheus `scrape_configs` snippet, read through the proxy's metrics listener at `targets`
     (host:port): the registry's metrics, the last maintenance run's, and each mirror's. nginx's stub_status is
     not in Prometheus' format: it is not listed here (nginx-prometheus-exporter turns it into metrics)."""
     paths = [
         (job_name, REGISTRY_METRICS_PROXY_PATH),
+        *((f"{job_name}-replica-{index}", replica_metrics_path(index)) for index in range(2, replicas + 1)),
         (f"{job_name}-maintenance", MAINTENANCE_METRICS_PATH),
         *((f"{job_name}-mirror-{name}", mirror_metrics_path(name)) for name in mirrors),
     ]
@@ -418,3 +516,40 @@ def render_docker_daemon_mirrors(mirror_urls: tuple[str, ...]) -> str:
     """The daemon.json fragment that sends Docker Hub pulls through the mirrors (Docker applies
     `registry-mirrors` to Docker Hub only)."""
     return json.dumps({"registry-mirrors": list(mirror_urls)}, indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class RedisServerConfig:
+    """The stack's own Redis: a cache for the registry replicas."""
+
+    port: int
+    password: str
+    max_memory_mib: int
+
+
+def render_redis_conf(config: RedisServerConfig) -> str:
+    """redis.conf: a pure cache. The registry sets no expiry on its keys, so allkeys-lru keeps it within
+    maxmemory; nothing is saved (a lost cache is rebuilt from the store); a password although the port is
+    never published (the stack's network has other containers)."""
+    lines = [
+        "# Rendered by private-registry (Pulumi): the registry replicas' blob descriptor cache.",
+        "bind 0.0.0.0",
+        f"port {config.port}",
+        "protected-mode yes",
+        f"requirepass {config.password}",
+        f"maxmemory {config.max_memory_mib}mb",
+        "maxmemory-policy allkeys-lru",
+        'save ""',
+        "appendonly no",
+        "dir /data",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_cache_env(address: str | None, password: str | None, db: int) -> str:
+    """/etc/registry-maintenance/cache.env: the Redis the maintenance script empties after a garbage
+    collection (its entries would name deleted blobs); empty when the registry has no Redis cache."""
+    if address is None:
+        return "REDIS_ADDRESS=\n"
+    values = {"REDIS_ADDRESS": address, "REDIS_PASSWORD": password or "", "REDIS_DB": str(db)}
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())

@@ -73,6 +73,8 @@ class ReverseProxyArgs:
     registry_upstream: str
     """host:port of the registry's API."""
     registry_metrics_upstream: str
+    registry_replica_metrics_upstreams: tuple[str, ...]
+    """The debug servers of registry replicas 2..N (empty: one registry); requests then fail over."""
     """host:port of the registry's debug server (its /metrics)."""
     ui_upstream: str | None
     certificate_pem: pulumi.Input[str]
@@ -145,6 +147,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 maintenance_flags_dir=MAINTENANCE_FLAGS_DIR,
                 metrics_port=METRICS_INTERNAL_PORT,
                 registry_metrics_upstream=args.registry_metrics_upstream,
+                replica_metrics_upstreams=args.registry_replica_metrics_upstreams,
                 mirrors=mirror_sites,
                 blob_files_dir=BLOB_FILES_DIR if args.registry_data_volume is not None else None,
             )

@@ -16,6 +16,12 @@ set -eu
 
 # shellcheck source=/dev/null
 . /etc/registry-maintenance/settings.env
+# REDIS_ADDRESS (empty: no Redis cache), REDIS_PASSWORD, REDIS_DB
+REDIS_ADDRESS=
+if [ -f /etc/registry-maintenance/cache.env ]; then
+    # shellcheck source=/dev/null
+    . /etc/registry-maintenance/cache.env
+fi
 
 DATA=/var/lib/registry
 REPOSITORIES=$DATA/docker/registry/v2/repositories
@@ -137,8 +143,8 @@ finish() {
     exit "$status"
 }
 
-usage_kib() {
-    du -sk "$DATA" | cut -f1
+usage_kib() { # 0 when the data is not on a volume here (s3 storage): nothing to measure
+    if [ "$DATA_ON_VOLUME" = true ]; then du -sk "$DATA" | cut -f1; else echo 0; fi
 }
 
 run() {
@@ -170,9 +176,49 @@ run() {
     before=$(usage_kib)
     retention
     collect
+    flush_cache
     after=$(usage_kib)
     freed_bytes=$(((before - after) * 1024))
-    log "data volume: $((before * 1024)) bytes before, $((after * 1024)) after: freed $freed_bytes bytes"
+    if [ "$DATA_ON_VOLUME" = true ]; then
+        log "data volume: $((before * 1024)) bytes before, $((after * 1024)) after: freed $freed_bytes bytes"
+    else
+        log "storage is not a volume here (s3): freed bytes are not measured"
+    fi
+}
+
+# A RESP command (array of bulk strings): safe for any password, unlike the inline form.
+resp() {
+    printf '*%d\r\n' "$#"
+    for word in "$@"; do
+        printf '$%d\r\n%s\r\n' "$(printf %s "$word" | wc -c)" "$word"
+    done
+}
+
+# The registry replicas' Redis cache still names the blobs the collection deleted: a HEAD would answer 200
+# and a re-push would skip them (distribution #1803). Empty the registry's database, as Harbor does after
+# its garbage collection; the cache fills again from the store.
+flush_cache() {
+    [ -n "${REDIS_ADDRESS:-}" ] || return 0
+    if [ "$GC_DRY_RUN" = true ]; then
+        log "cache: dry run, Redis left as it is"
+        return 0
+    fi
+    host=${REDIS_ADDRESS%:*}
+    port=${REDIS_ADDRESS##*:}
+    {
+        [ -z "$REDIS_PASSWORD" ] || resp AUTH "$REDIS_PASSWORD"
+        resp SELECT "$REDIS_DB"
+        resp FLUSHDB
+        resp QUIT
+    } | nc -w 10 "$host" "$port" >"$STATE/redis.out" 2>&1 || true
+    # One +OK per command: AUTH (if sent), SELECT, FLUSHDB, QUIT.
+    expected=3
+    [ -z "$REDIS_PASSWORD" ] || expected=4
+    if [ "$(grep -c '^+OK' "$STATE/redis.out" || true)" -ne "$expected" ]; then
+        log "cache: emptying Redis database $REDIS_DB at $REDIS_ADDRESS FAILED: $(tr -d '\r' <"$STATE/redis.out" | head -c 200)"
+        return 1
+    fi
+    log "cache: Redis database $REDIS_DB at $REDIS_ADDRESS emptied (it named deleted blobs)"
 }
 
 flag_text() { # value text: the text when the value is true

@@ -4,7 +4,7 @@
 raises `ConfigError` naming every bad key, its value and what is allowed. Components only ever see
 `Settings` (or parts of it), never raw config. No Pulumi import here: this package is testable on its own.
 
-One module per config block (`registry`, `ui`, `proxy`, `tls`, `auth`, `gc`), composed by `settings.Settings`;
+One module per config block (`registry`, `ui`, `proxy`, `tls`, `auth`, `gc`, `mirrors`, `storage` and `redis`), composed by `settings.Settings`;
 `loader` reads the raw values and `errors` words the problems. A new block is a new module and a field of
 `Settings`.
 """
@@ -16,6 +16,7 @@ from components.config.loader import KNOWN_KEYS, load_settings
 from components.config.proxy import DEFAULT_PROXY_IMAGE, ProxySettings
 from components.config.registry import DEFAULT_REGISTRY_IMAGE, RegistrySettings
 from components.config.settings import Settings
+from components.config.storage import DEFAULT_REDIS_IMAGE, RedisSettings, StorageDriver, StorageSettings
 from components.config.tls import MODERN_MAX_CERT_DAYS, KeyAlgorithm, TlsSettings
 from components.config.ui import DEFAULT_HYPER_IMAGE, DEFAULT_JOXIT_IMAGE, UiFlavor, UiSettings
 
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_HYPER_IMAGE",
     "DEFAULT_JOXIT_IMAGE",
     "DEFAULT_PROXY_IMAGE",
+    "DEFAULT_REDIS_IMAGE",
     "DEFAULT_REGISTRY_IMAGE",
     "KNOWN_KEYS",
     "MODERN_MAX_CERT_DAYS",
@@ -33,10 +35,13 @@ __all__ = [
     "GcSettings",
     "KeyAlgorithm",
     "ProxySettings",
+    "RedisSettings",
     "RegistrySettings",
     "RetentionRule",
     "RetentionSettings",
     "Settings",
+    "StorageDriver",
+    "StorageSettings",
     "TlsSettings",
     "UiFlavor",
     "UiSettings",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import SecretStr, StrictBool, field_validator
+from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator
 
 from components.config.base import ConfigModel, check_image
 
@@ -25,6 +25,8 @@ class RegistrySettings(ConfigModel):
     """The registry's log.level."""
     http_secret: SecretStr | None = None
     """http.secret; generated once and kept in the stack's state when absent."""
+    replicas: StrictInt = Field(default=1, ge=1, le=16)
+    """Registry containers behind the proxy, sharing storage (s3), http.secret and the Redis cache."""
 
     @field_validator("image")
     @classmethod

@@ -12,6 +12,7 @@ from components.config.gc import GcSettings
 from components.config.mirrors import MirrorSettings, check_mirrors_distinct
 from components.config.proxy import ProxySettings
 from components.config.registry import RegistrySettings
+from components.config.storage import RedisSettings, StorageSettings
 from components.config.tls import TlsSettings
 from components.config.ui import UiFlavor, UiSettings
 from components.images import registry_major_version
@@ -43,6 +44,8 @@ class Settings(ConfigModel):
     auth: AuthSettings = AuthSettings()
     gc: GcSettings = GcSettings()
     mirrors: tuple[MirrorSettings, ...] = ()
+    storage: StorageSettings = StorageSettings()
+    redis: RedisSettings = RedisSettings()
 
     @field_validator("hostname")
     @classmethod
@@ -112,6 +115,7 @@ class Settings(ConfigModel):
                     f"mirrors[{mirror.name}].ttl needs registry 3: {self.registry.image} has no such setting and "
                     "keeps cached content 7 days (it would ignore the key)"
                 )
+        self._storage_fits()
         if self.gc.delete_untagged and registry_major_version(self.registry.image) < 3:
             raise ValueError(
                 f"gc.deleteUntagged is refused with {self.registry.image}: registry 2.x deletes the per-platform "
@@ -119,7 +123,40 @@ class Settings(ConfigModel):
             )
         return self
 
+    def _storage_fits(self) -> None:
+        replicas = self.registry.replicas
+        if replicas > 1 and not self.storage.is_s3:
+            raise ValueError(
+                f"registry.replicas is {replicas} but storage.driver is 'filesystem': replicas must share one store "
+                "(a volume belongs to one container's host); set storage.driver: s3, or registry.replicas: 1"
+            )
+        if (
+            self.storage.is_s3
+            and self.proxy.fast_blob_downloads
+            and "fast_blob_downloads" in self.proxy.model_fields_set
+        ):
+            raise ValueError(
+                "proxy.fastBlobDownloads is true but storage.driver is 's3': nginx can send blobs from disk only "
+                "with filesystem storage (leave it unset: with s3 downloads are relayed)"
+            )
+        if self.storage.is_s3 and self.gc.retention.rules:
+            raise ValueError(
+                "gc.retention.rules need storage.driver 'filesystem': the rules read the tag tree on the data volume; "
+                "garbage collection itself works with s3"
+            )
+
     # ---- derived values used by several components ----
+
+    @property
+    def uses_redis(self) -> bool:
+        """The blob descriptor cache lives in Redis when replicas share the store (each replica's own in-memory
+        cache would disagree with the others' after a delete)."""
+        return self.registry.replicas > 1
+
+    @property
+    def fast_blob_downloads(self) -> bool:
+        """nginx sends blobs from the data volume: on unless turned off, filesystem storage only."""
+        return self.proxy.fast_blob_downloads and not self.storage.is_s3
 
     @property
     def hostname_is_ip(self) -> bool:

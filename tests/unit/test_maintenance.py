@@ -432,6 +432,7 @@ def test_settings_env_is_shell_that_gives_back_the_values(busybox_path: str, tmp
         "GC_DELETE_UNTAGGED": "false",
         "RETENTION_DRY_RUN": "true",
         "WRITE_PAUSE_SECONDS": "45",
+        "DATA_ON_VOLUME": "true",
     }
     program = "set -eu\n. ./settings.env\n" + "".join(f'printf "%s\\n" "${name}"\n' for name in expected)
     result = run_busybox(program, busybox_path, cwd=tmp_path)
@@ -460,6 +461,7 @@ def test_settings_env_lines(schedule: str, schedule_line: str, days_line: str) -
         "GC_DELETE_UNTAGGED",
         "RETENTION_DRY_RUN",
         "WRITE_PAUSE_SECONDS",
+        "DATA_ON_VOLUME",
     ]
     assert lines[0] == schedule_line
     assert lines[2] == days_line
