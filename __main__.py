@@ -7,6 +7,7 @@ import pulumi
 
 from components.config import NAMESPACE, ConfigError, load_settings
 from components.docker_common import StackScope
+from components.docker_host import docker_provider
 from components.private_registry import PrivateRegistry, PrivateRegistryArgs
 from components.pulumi_config import read_raw_config, stack_secrets, warn_about
 
@@ -17,6 +18,12 @@ except ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 warn_about(settings)
 
+# Another engine or Swarm manager than the local one: every Docker resource goes through this provider.
+opts = (
+    pulumi.ResourceOptions(providers={"docker": docker_provider("docker-host", settings.docker_host)})
+    if settings.docker_host is not None
+    else None
+)
 registry = PrivateRegistry(
     "registry",
     PrivateRegistryArgs(
@@ -24,6 +31,7 @@ registry = PrivateRegistry(
         secrets=stack_secrets(settings),
         scope=StackScope(project=pulumi.get_project(), stack=pulumi.get_stack()),
     ),
+    opts=opts,
 )
 
 pulumi.export("registryEndpoint", registry.registry_endpoint)

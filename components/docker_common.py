@@ -9,6 +9,7 @@ from typing import TypeVar
 import pulumi
 import pulumi_docker as docker
 
+from components.config import SwarmSettings
 from components.naming import child_of, renamed_from
 
 LABEL_PREFIX = "org.private-registry"
@@ -48,6 +49,10 @@ class ContainerPlacement:
     scope: StackScope
     network_name: pulumi.Input[str]
     bind_address: str
+    swarm: SwarmSettings | None = None
+    """Set when the stack runs on a Docker Swarm: each component is a service, not a container."""
+    network_id: pulumi.Input[str] | None = None
+    """The network's ID: a service names its network by ID (by name, the provider replaces it at every update)."""
 
 
 # Restart after a crash and after the Docker daemon restarts, unless someone stopped it on purpose.
@@ -113,6 +118,26 @@ class HardenedContainerArgs:
     """None keeps the image's STOPSIGNAL."""
     previous_name: str | None = None
     """The name the owning component had before (`<previous_name>-image`, `-container` become aliases)."""
+    secret_files: frozenset[str] = frozenset()
+    """Uploaded paths that hold secrets: Swarm secrets, not configs, on a Swarm."""
+    swarm_replicas: int = 1
+    """Tasks of the service on a Swarm (on one host, one container per replica is declared by the caller)."""
+    swarm_constraints: tuple[str, ...] = ()
+    """Placement constraints of the service on a Swarm."""
+    swarm_update_order: str = "start-first"
+    """`start-first` (the new task healthy before the old stops) or `stop-first` (a host-mode port, a
+    singleton)."""
+
+
+def hardened_workload(
+    name: str, args: HardenedContainerArgs, parent: pulumi.Resource
+) -> docker.Container | docker.Service:
+    """A container on one Docker host, or on a Swarm the same settings as a service (`swarm_service`)."""
+    if args.placement.swarm is not None:
+        from components.swarm_service import hardened_service  # it builds on this module
+
+        return hardened_service(name, args, parent)
+    return hardened_container(name, args, parent)
 
 
 def hardened_container(name: str, args: HardenedContainerArgs, parent: pulumi.Resource) -> docker.Container:

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import GcSettings, cron_fields
-from components.docker_common import ContainerPlacement, HardenedContainerArgs, Hardening, hardened_container
+from components.docker_common import ContainerPlacement, HardenedContainerArgs, Hardening, hardened_workload
 from components.rendering import (
     REGISTRY_DATA_DIR,
     TEMPLATES_DIR,
@@ -18,6 +18,7 @@ from components.rendering import (
     render_maintenance_settings,
     render_retention_rules,
 )
+from components.swarm_service import STOP_FIRST
 
 SCRIPT_PATH = "/usr/local/sbin/maintenance.sh"
 SETTINGS_PATH = "/etc/registry-maintenance/settings.env"
@@ -91,7 +92,7 @@ class Maintenance(pulumi.ComponentResource):
                 for rule in settings.retention.rules
             )
         )
-        container = hardened_container(
+        container = hardened_workload(
             name,
             HardenedContainerArgs(
                 role="maintenance",
@@ -113,6 +114,10 @@ class Maintenance(pulumi.ComponentResource):
                         permissions="0600",
                     ),
                 ),
+                secret_files=frozenset({args.registry_config_path, CACHE_ENV_PATH}),
+                # On a Swarm: one task, on the proxy's node (the proxy reads its write-pause flags).
+                swarm_constraints=args.placement.swarm.edge_constraints if args.placement.swarm else (),
+                swarm_update_order=STOP_FIRST,
                 volumes=(
                     *(
                         (
@@ -132,7 +137,9 @@ class Maintenance(pulumi.ComponentResource):
 
         self.container_name = container.name
         self.flags_volume_name = flags.name
-        self.run_command = container.name.apply(lambda container: f"docker exec {container} {SCRIPT_PATH} run")
+        self.run_command = container.name.apply(
+            lambda container: run_command(container, swarm=args.placement.swarm is not None)
+        )
         self.register_outputs(
             {
                 "containerName": self.container_name,
@@ -140,3 +147,11 @@ class Maintenance(pulumi.ComponentResource):
                 "runCommand": self.run_command,
             }
         )
+
+
+def run_command(name: str, *, swarm: bool) -> str:
+    """One run now, from the Docker host (on a Swarm: the node the maintenance task runs on)."""
+    if not swarm:
+        return f"docker exec {name} {SCRIPT_PATH} run"
+    task = f"$(docker ps -q --filter label=com.docker.swarm.service.name={name} | head -n 1)"
+    return f"docker exec {task} {SCRIPT_PATH} run"

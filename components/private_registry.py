@@ -85,11 +85,20 @@ class PrivateRegistry(pulumi.ComponentResource):
         network = docker.Network(
             f"{name}-net",
             name=scope.docker_name("net"),
-            driver="bridge",
+            # A Swarm's services span nodes: an overlay, attachable so that a task run by hand (or a Prometheus
+            # container) can join it.
+            driver="overlay" if settings.is_swarm else "bridge",
+            attachable=True if settings.is_swarm else None,
             labels=scope.labels(docker.NetworkLabelArgs, "network"),
             opts=child,
         )
-        placement = ContainerPlacement(scope=scope, network_name=network.name, bind_address=settings.bind_address)
+        placement = ContainerPlacement(
+            scope=scope,
+            network_name=network.name,
+            bind_address=settings.bind_address,
+            swarm=settings.swarm if settings.is_swarm else None,
+            network_id=network.id,
+        )
 
         ca = CertificateAuthority(
             ca_component_name(f"{name}-ca", settings.tls.ca_generation),
@@ -211,6 +220,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 registry_upstream=registry.upstream,
                 registry_metrics_upstream=registry.metrics_upstream,
                 registry_replica_metrics_upstreams=registry.replica_metrics_upstreams,
+                registry_replicas=settings.registry.replicas,
                 ui_upstream=ui_upstream,
                 certificate_pem=server_cert.cert_pem,
                 certificate_key_pem=server_cert.private_key_pem,
@@ -274,7 +284,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 f"http://{metrics_target}{path}"
                 for path in (
                     REGISTRY_METRICS_PROXY_PATH,
-                    *(replica_metrics_path(index) for index in range(2, settings.registry.replicas + 1)),
+                    *(replica_metrics_path(index) for index in range(2, len(registry.replica_metrics_upstreams) + 2)),
                     NGINX_STATUS_PATH,
                     MAINTENANCE_METRICS_PATH,
                     *(mirror_metrics_path(mirror.name) for mirror in settings.mirrors),
@@ -286,7 +296,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 args.scope.prefix,
                 (metrics_target,),
                 tuple(mirror.name for mirror in settings.mirrors),
-                settings.registry.replicas,
+                len(registry.replica_metrics_upstreams) + 1,
             )
         )
         self.register_outputs(

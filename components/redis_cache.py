@@ -9,8 +9,9 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.config import RedisSettings
-from components.docker_common import ContainerPlacement, HardenedContainerArgs, Hardening, hardened_container
+from components.docker_common import ContainerPlacement, HardenedContainerArgs, Hardening, hardened_workload
 from components.rendering import RedisServerConfig, render_redis_conf
+from components.swarm_service import STOP_FIRST
 
 REDIS_ALIAS = "redis"
 REDIS_PORT = 6379
@@ -51,7 +52,7 @@ class RedisCache(pulumi.ComponentResource):
                 RedisServerConfig(port=REDIS_PORT, password=secret, max_memory_mib=settings.max_memory_mib)
             )
         )
-        container = hardened_container(
+        container = hardened_workload(
             name,
             HardenedContainerArgs(
                 role="redis",
@@ -69,6 +70,8 @@ class RedisCache(pulumi.ComponentResource):
                 command=("redis-server", REDIS_CONF_PATH),
                 # Readable by the redis user the entrypoint switches to; the container is the file's only reader.
                 uploads=(docker.ContainerUploadArgs(file=REDIS_CONF_PATH, content=conf, permissions="0644"),),
+                secret_files=frozenset({REDIS_CONF_PATH}),
+                swarm_update_order=STOP_FIRST,
             ),
             parent=self,
         )

@@ -12,7 +12,7 @@ from components.docker_common import (
     ContainerPlacement,
     HardenedContainerArgs,
     Hardening,
-    hardened_container,
+    hardened_workload,
 )
 from components.images import registry_config_path, registry_major_version
 from components.naming import child_of, renamed_from
@@ -133,8 +133,10 @@ class Registry(pulumi.ComponentResource):
         uploads = [docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")]
         if args.auth_realm is not None:
             uploads.append(htpasswd_upload(http_secret, args.accounts))
+        # One host: a container per replica. A Swarm: one service of that many tasks.
+        on_swarm = args.placement.swarm is not None
         containers = [
-            hardened_container(
+            hardened_workload(
                 # The first replica keeps the names of a single registry: scaling out adds containers beside it.
                 name if replica == 1 else f"{name}-{replica}",
                 HardenedContainerArgs(
@@ -153,10 +155,13 @@ class Registry(pulumi.ComponentResource):
                     if volume is not None
                     else (),
                     previous_name=args.previous_name if replica == 1 else None,
+                    secret_files=frozenset({config_path, HTPASSWD_PATH}),
+                    swarm_replicas=settings.replicas,
+                    swarm_constraints=args.placement.swarm.registry_constraints if args.placement.swarm else (),
                 ),
                 parent=self,
             )
-            for replica in range(1, settings.replicas + 1)
+            for replica in range(1, 2 if on_swarm else settings.replicas + 1)
         ]
         container = containers[0]
 
@@ -164,15 +169,18 @@ class Registry(pulumi.ComponentResource):
         self.container_names = pulumi.Output.all(*(replica.name for replica in containers))
         self.volume_name = volume.name if volume is not None else None
         self.upstream = f"{REGISTRY_ALIAS}:{REGISTRY_PORT}"
-        # One registry: its alias. Replicas: each by its own container name (each counts its own requests).
+        # One registry, or a Swarm service (its tasks have no names of their own): the alias. Replicas of one
+        # host: each by its own container name (each counts its own requests).
+        separate = settings.replicas > 1 and not on_swarm
         self.metrics_upstream = (
-            f"{REGISTRY_ALIAS}:{REGISTRY_DEBUG_PORT}"
-            if settings.replicas == 1
-            else f"{scope.docker_name('registry')}:{REGISTRY_DEBUG_PORT}"
+            f"{scope.docker_name('registry')}:{REGISTRY_DEBUG_PORT}"
+            if separate
+            else f"{REGISTRY_ALIAS}:{REGISTRY_DEBUG_PORT}"
         )
         self.replica_metrics_upstreams = tuple(
             f"{scope.docker_name(f'registry-{replica}')}:{REGISTRY_DEBUG_PORT}"
             for replica in range(2, settings.replicas + 1)
+            if separate
         )
         self.config_path = config_path
         self.config_yml = pulumi.Output.secret(config_yml)

@@ -13,7 +13,7 @@ from components.docker_common import (
     HardenedContainerArgs,
     Hardening,
     PublishedPort,
-    hardened_container,
+    hardened_workload,
 )
 from components.rendering import HyperUiConfig, joxit_ui_environment, render_hyper_ui_config
 
@@ -98,7 +98,7 @@ class RegistryUi(pulumi.ComponentResource):
             uploads = [docker.ContainerUploadArgs(file=HYPER_CONFIG_PATH, content=hyper_config, permissions="0644")]
             envs = [HYPER_JAVA_OPTIONS]
 
-        container = hardened_container(
+        container = hardened_workload(
             name,
             HardenedContainerArgs(
                 role="ui",

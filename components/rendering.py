@@ -408,9 +408,11 @@ class ProxyConfig:
     blob_files_dir: str | None = None
     """Where the registry's data volume is mounted (read-only) for blob downloads served from disk once the
     registry authorized them; None: every download is relayed from the registry."""
+    registry_failover: bool = False
+    """Several registry replicas answer to the upstream's name: a request fails over to the next."""
     replica_metrics_upstreams: tuple[str, ...] = ()
-    """host:port of the debug server of registry replicas 2..N (registry_metrics_upstream is the first's); empty:
-    one registry. With replicas, requests fail over between them."""
+    """host:port of the debug server of registry replicas 2..N of one host (registry_metrics_upstream is the
+    first's); empty: one registry, or a Swarm service (its tasks have no names)."""
 
 
 @dataclass(frozen=True)
@@ -458,7 +460,7 @@ def render_nginx_conf(config: ProxyConfig) -> str:
         registry_metrics_path=REGISTRY_METRICS_PATH,
         mirrors=config.mirrors,
         blob_files_dir=config.blob_files_dir,
-        failover=bool(config.replica_metrics_upstreams),
+        failover=config.registry_failover,
         replica_metrics=[
             (replica_metrics_path(index), upstream)
             for index, upstream in enumerate(config.replica_metrics_upstreams, start=2)

@@ -14,7 +14,7 @@ from components.docker_common import (
     HardenedContainerArgs,
     Hardening,
     PublishedPort,
-    hardened_container,
+    hardened_workload,
 )
 from components.rendering import (
     METRICS_PORT,
@@ -23,6 +23,7 @@ from components.rendering import (
     ProxyConfig,
     render_nginx_conf,
 )
+from components.swarm_service import STOP_FIRST
 
 # The nginx image's own default site (a welcome page on port 80, answering any Host our site does not name):
 # our site takes its place, so nothing but ours answers on any port.
@@ -74,7 +75,9 @@ class ReverseProxyArgs:
     """host:port of the registry's API."""
     registry_metrics_upstream: str
     registry_replica_metrics_upstreams: tuple[str, ...]
-    """The debug servers of registry replicas 2..N (empty: one registry); requests then fail over."""
+    """The debug servers of registry replicas 2..N of one host (empty: one registry, or a Swarm service)."""
+    registry_replicas: int
+    """More than one: requests fail over between the replicas."""
     """host:port of the registry's debug server (its /metrics)."""
     ui_upstream: str | None
     certificate_pem: pulumi.Input[str]
@@ -148,6 +151,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 metrics_port=METRICS_INTERNAL_PORT,
                 registry_metrics_upstream=args.registry_metrics_upstream,
                 replica_metrics_upstreams=args.registry_replica_metrics_upstreams,
+                registry_failover=args.registry_replicas > 1,
                 mirrors=mirror_sites,
                 blob_files_dir=BLOB_FILES_DIR if args.registry_data_volume is not None else None,
             )
@@ -171,7 +175,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 )
                 for mirror in args.mirrors
             )
-        container = hardened_container(
+        container = hardened_workload(
             name,
             HardenedContainerArgs(
                 role="proxy",
@@ -199,6 +203,11 @@ class ReverseProxy(pulumi.ComponentResource):
                 ),
                 # Graceful: finish in-flight requests (the upstream image says so in its STOPSIGNAL).
                 stop_signal="SIGQUIT",
+                secret_files=frozenset({CERTIFICATE_KEY_PATH}),
+                # On a Swarm: beside the maintenance task, whose write-pause flags it reads from a local volume;
+                # its host-mode ports are taken until the old task stops.
+                swarm_constraints=args.placement.swarm.edge_constraints if args.placement.swarm else (),
+                swarm_update_order=STOP_FIRST,
             ),
             parent=self,
         )

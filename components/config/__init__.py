@@ -13,6 +13,7 @@ from components.config.auth import BCRYPT_MAX_PASSWORD_BYTES, AuthSettings
 from components.config.errors import NAMESPACE, ConfigError
 from components.config.gc import GcSettings, RetentionRule, RetentionSettings, cron_fields
 from components.config.loader import KNOWN_KEYS, load_settings
+from components.config.placement import DockerHostSettings, DockerTlsSettings, Engine, SwarmSettings
 from components.config.proxy import DEFAULT_PROXY_IMAGE, ProxySettings
 from components.config.registry import DEFAULT_REGISTRY_IMAGE, RegistrySettings
 from components.config.settings import Settings
@@ -32,6 +33,9 @@ __all__ = [
     "NAMESPACE",
     "AuthSettings",
     "ConfigError",
+    "DockerHostSettings",
+    "DockerTlsSettings",
+    "Engine",
     "GcSettings",
     "KeyAlgorithm",
     "ProxySettings",
@@ -42,6 +46,7 @@ __all__ = [
     "Settings",
     "StorageDriver",
     "StorageSettings",
+    "SwarmSettings",
     "TlsSettings",
     "UiFlavor",
     "UiSettings",

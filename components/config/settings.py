@@ -10,6 +10,7 @@ from components.config.auth import AuthSettings
 from components.config.base import ConfigModel, check_dns_or_ip
 from components.config.gc import GcSettings
 from components.config.mirrors import MirrorSettings, check_mirrors_distinct
+from components.config.placement import DockerHostSettings, Engine, SwarmSettings
 from components.config.proxy import ProxySettings
 from components.config.registry import RegistrySettings
 from components.config.storage import RedisSettings, StorageSettings
@@ -46,6 +47,11 @@ class Settings(ConfigModel):
     mirrors: tuple[MirrorSettings, ...] = ()
     storage: StorageSettings = StorageSettings()
     redis: RedisSettings = RedisSettings()
+    engine: Engine = Engine.DOCKER
+    """`docker`: containers on one host; `swarm`: services on a Docker Swarm."""
+    swarm: SwarmSettings = SwarmSettings()
+    docker_host: DockerHostSettings | None = None
+    """The Docker engine or Swarm manager to deploy to; absent: the local one (DOCKER_HOST, docker:host)."""
 
     @field_validator("hostname")
     @classmethod
@@ -116,6 +122,7 @@ class Settings(ConfigModel):
                     "keeps cached content 7 days (it would ignore the key)"
                 )
         self._storage_fits()
+        self._engine_fits()
         if self.gc.delete_untagged and registry_major_version(self.registry.image) < 3:
             raise ValueError(
                 f"gc.deleteUntagged is refused with {self.registry.image}: registry 2.x deletes the per-platform "
@@ -145,7 +152,32 @@ class Settings(ConfigModel):
                 "garbage collection itself works with s3"
             )
 
+    def _engine_fits(self) -> None:
+        if self.engine is not Engine.SWARM:
+            if self.swarm.model_fields_set:
+                raise ValueError("swarm is set but engine is 'docker': the swarm settings are for engine: swarm")
+            return
+        if not self.binds_all_interfaces:
+            raise ValueError(
+                f"bindAddress is {self.bind_address} but engine is 'swarm': Swarm publishes a service's ports on "
+                "every interface of the node (neither host mode nor the routing mesh takes an address); set "
+                "bindAddress: 0.0.0.0 and firewall the ports"
+            )
+        if not self.storage.is_s3:
+            raise ValueError(
+                "engine 'swarm' needs storage.driver 's3': a volume stays on one node, and registry tasks move "
+                "between nodes"
+            )
+        if self.mirrors:
+            raise ValueError(
+                "mirrors are not available with engine 'swarm' yet: each mirror's cache is a volume on one node"
+            )
+
     # ---- derived values used by several components ----
+
+    @property
+    def is_swarm(self) -> bool:
+        return self.engine is Engine.SWARM
 
     @property
     def uses_redis(self) -> bool:

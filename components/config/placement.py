@@ -1,0 +1,124 @@
+"""Where the stack runs: `dockerHost` (and its TLS or ssh settings), `engine` and `swarm`."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, StrictInt, field_validator, model_validator
+
+from components.config.base import ConfigModel, check_printable
+
+# A Swarm placement constraint as `docker service create --constraint` takes it: attribute, == or !=, value.
+_CONSTRAINT = re.compile(
+    r"^(node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9._-]+)|engine\.labels\.[A-Za-z0-9._-]+)\s*(==|!=)\s*[A-Za-z0-9._-]+$"
+)
+_PEM_CERT = "-----BEGIN CERTIFICATE-----"
+
+
+class Engine(StrEnum):
+    DOCKER = "docker"
+    """Containers on one Docker host (the default)."""
+    SWARM = "swarm"
+    """Services on a Docker Swarm (the Docker host is a manager)."""
+
+
+class DockerTlsSettings(ConfigModel):
+    """Client TLS for a tcp:// dockerHost (the daemon's --tlsverify)."""
+
+    ca_pem: str
+    """The CA that signed the daemon's certificate."""
+    cert_pem: str
+    """This client's certificate."""
+    key_pem: SecretStr
+    """This client's private key (secret)."""
+
+    @field_validator("ca_pem", "cert_pem")
+    @classmethod
+    def _pem(cls, value: str) -> str:
+        if _PEM_CERT not in value:
+            raise ValueError(f"must be a PEM certificate ({_PEM_CERT})")
+        return value
+
+    @field_validator("key_pem")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        if "PRIVATE KEY-----" not in value.get_secret_value():
+            raise ValueError("must be a PEM private key")
+        return value
+
+
+class SwarmSettings(ConfigModel):
+    """engine: swarm only."""
+
+    registry_constraints: tuple[str, ...] = ()
+    """Placement constraints of the registry replicas (e.g. node.labels.registry==true)."""
+    edge_constraints: tuple[str, ...] = ("node.role==manager",)
+    """Where the proxy (ports published on that node, host mode) and the maintenance task run: together, since
+    the proxy reads the maintenance task's write-pause flags from a local volume. Name one node
+    (node.hostname==...) when several match."""
+    stop_grace_seconds: StrictInt = Field(default=10, ge=1, le=600)
+    """How long a replaced task finishes its requests before it is killed."""
+
+    @field_validator("registry_constraints", "edge_constraints")
+    @classmethod
+    def _constraints(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            if not _CONSTRAINT.match(value):
+                raise ValueError(
+                    f"{value!r} is not a placement constraint like 'node.role==manager' or 'node.labels.registry==true'"
+                )
+        return values
+
+
+def check_docker_host(value: str) -> str:
+    check_printable(value)
+    parts = urlsplit(value)
+    if parts.scheme == "unix":
+        if not parts.path.startswith("/"):
+            raise ValueError("a unix socket needs an absolute path: unix:///var/run/docker.sock")
+        return value
+    if parts.scheme not in ("tcp", "ssh") or not parts.hostname:
+        raise ValueError("must be unix:///path, tcp://host:2376 or ssh://user@host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must name a host only: no path, query or fragment")
+    if parts.scheme == "tcp" and parts.port is None:
+        raise ValueError("tcp:// needs the daemon's port, e.g. tcp://host:2376")
+    if parts.password:
+        raise ValueError("no password in the URL: ssh uses keys (sshOpts, ssh-agent)")
+    return value
+
+
+class DockerHostSettings(ConfigModel):
+    """`dockerHost`: the Docker engine (or Swarm manager) the stack is deployed to, when it is not the local one."""
+
+    host: str
+    """unix:///path, tcp://host:2376 (with tls) or ssh://user@host."""
+    tls: DockerTlsSettings | None = None
+    """Client certificate for tcp:// (required there: a daemon without TLS gives root to anyone who reaches it)."""
+    ssh_opts: tuple[str, ...] = ()
+    """Extra ssh options for ssh:// (e.g. ["-o", "StrictHostKeyChecking=yes"])."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_docker_host(value)
+
+    @field_validator("ssh_opts")
+    @classmethod
+    def _ssh_opts(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            check_printable(value)
+        return values
+
+    @model_validator(mode="after")
+    def _coherent(self) -> DockerHostSettings:
+        scheme = self.host.split("://", 1)[0]
+        if scheme == "tcp" and self.tls is None:
+            raise ValueError(f"{self.host} needs tls (caPem, certPem, keyPem): plain tcp gives root to anyone")
+        if scheme != "tcp" and self.tls is not None:
+            raise ValueError(f"tls is for tcp:// hosts, not {scheme}://")
+        if scheme != "ssh" and self.ssh_opts:
+            raise ValueError(f"sshOpts are for ssh:// hosts, not {scheme}://")
+        return self
