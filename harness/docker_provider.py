@@ -11,17 +11,26 @@ add) so that `down` finds exactly the objects of a stack, even after a failed `u
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import io
+import json
+import os
 import re
+import shutil
+import signal
+import subprocess
 import tarfile
+import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
+from docker.tls import TLSConfig
 from docker.types import LogConfig
 
 from harness.errors import UnsupportedInput, require_known
@@ -103,13 +112,21 @@ def delete_network(client: docker.DockerClient, network_id: str) -> None:
     while True:
         try:
             client.networks.get(network_id).remove()
-            return
+            break
         except NotFound:
             return
         except APIError as error:  # the provider retries while endpoints are still attached
             if "active endpoints" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(1)
+    # A swarm (overlay) network is gone a moment after the removal returns; wait, so that the same name can be
+    # created again at once (a replacement, or `up` right after `down`).
+    while time.monotonic() < deadline:
+        try:
+            client.networks.get(network_id)
+        except NotFound:
+            return
+        time.sleep(0.2)
 
 
 def volume(client: docker.DockerClient, inputs: dict[str, Any], stack: str) -> dict[str, Any]:
@@ -334,3 +351,133 @@ def container_exists(client: docker.DockerClient, container_id: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+# ---------------------------------------------------------------- explicit providers (remote engines)
+
+PROVIDER_TYPE = "pulumi:providers:docker"
+PROVIDER_INPUTS = {
+    "host", "sshOpts", "caMaterial", "certMaterial", "keyMaterial", "certPath", "registryAuth",
+    "disableDockerDaemonCheck",
+}  # fmt: skip
+REGISTRY_AUTH_INPUTS = {"address", "username", "password", "configFile", "configFileContent", "authDisabled"}
+DEFAULT_HOST = "unix:///var/run/docker.sock"  # pulumi-docker's provider/resources.go default (else DOCKER_HOST)
+
+
+def provider_settings(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A `pulumi:providers:docker` registration's inputs as the provider reads them: under mocks every
+    non-string input arrives JSON-encoded (`"sshOpts": "[\\"-o\\", ...]"`)."""
+    if "context" in inputs:
+        raise UnsupportedInput("docker provider context: Docker CLI contexts are not implemented by the realizer")
+    require_known("docker provider", inputs, PROVIDER_INPUTS)
+    settings = dict(inputs)
+    for key in ("sshOpts", "registryAuth", "disableDockerDaemonCheck"):
+        if isinstance(settings.get(key), str):
+            settings[key] = json.loads(settings[key])
+    for entry in settings.get("registryAuth") or []:
+        # Only used to pull images (and to resolve a service's image digest), which never happens here.
+        require_known("docker provider registryAuth[]", entry, REGISTRY_AUTH_INPUTS)
+    return settings
+
+
+def ssh_command(host: str, ssh_opts: list[str]) -> list[str]:
+    """docker/cli's connhelper (what the provider uses for ssh://): `ssh <sshOpts> [-o ConnectTimeout=30]
+    [-T] [-l user] [-p port] -- host docker system dial-stdio`."""
+    url = urllib.parse.urlparse(host)
+    if url.scheme != "ssh" or not url.hostname or url.path not in ("", "/"):
+        raise UnsupportedInput(f"docker provider host {host!r}: expected ssh://[user@]host[:port]")
+    flags = list(ssh_opts)
+    if not any("ConnectTimeout" in flag for flag in flags):
+        flags += ["-o", "ConnectTimeout=30"]
+    if not any(flag in ("-t", "-T", "-tt") for flag in flags):
+        flags.append("-T")
+    if url.username:
+        flags += ["-l", url.username]
+    if url.port:
+        flags += ["-p", str(url.port)]
+    return ["ssh", *flags, "--", url.hostname, "docker", "system", "dial-stdio"]
+
+
+def _ssh_client(host: str, ssh_opts: list[str], version: str | None) -> docker.DockerClient:
+    """docker-py's shell-out ssh transport (`use_ssh_client=True`), running the provider's ssh command line
+    (docker-py itself has no ssh options)."""
+    command = ssh_command(host, ssh_opts)
+    try:
+        from docker.transport import sshconn  # imports paramiko, even to shell out to ssh
+    except ImportError as error:
+        raise UnsupportedInput(
+            f"docker provider host {host!r}: docker-py's ssh transport needs paramiko ({error}); add it to "
+            "requirements-dev.txt"
+        ) from None
+
+    class CommandSocket(sshconn.SSHSocket):  # type: ignore[misc]
+        def connect(self, **kwargs: Any) -> None:
+            env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "SSL_CERT_FILE")}
+            self.proc = subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            )  # fmt: skip
+
+    class CommandConnection(sshconn.SSHConnection):  # type: ignore[misc]
+        def connect(self) -> None:
+            sock = CommandSocket("localhost")
+            sock.settimeout(self.timeout)
+            sock.connect()
+            self.sock = sock
+
+    class CommandPool(sshconn.SSHConnectionPool):  # type: ignore[misc]
+        def _new_conn(self) -> Any:
+            return CommandConnection(timeout=self.timeout)
+
+    client = docker.DockerClient(base_url=host, use_ssh_client=True, timeout=300, version=version or "1.41")
+    adapter = client.api._custom_adapter
+    adapter.get_connection = lambda url, proxies=None: CommandPool(
+        timeout=adapter.timeout, maxsize=adapter.max_pool_size
+    )
+    if version is None:  # negotiate as the provider does (WithAPIVersionNegotiation), through the ssh command
+        client.api._version = client.api._retrieve_server_version()
+    return client
+
+
+def _tls_files(settings: dict[str, Any]) -> TLSConfig | None:
+    """The provider's Config.NewClient: cert + key material (CA optional: without it the daemon's certificate
+    is NOT verified, InsecureSkipVerify), else cert_path's ca.pem/cert.pem/key.pem (verified), else no TLS.
+    CA material alone is ignored, as the provider ignores it."""
+    cert, key = settings.get("certMaterial", ""), settings.get("keyMaterial", "")
+    if cert or key:
+        if not (cert and key):
+            raise UnsupportedInput("docker provider: cert_material, and key_material must be specified")
+        if settings.get("certPath"):
+            raise UnsupportedInput("docker provider: cert_path must not be specified (with cert/key material)")
+        directory = Path(tempfile.mkdtemp(prefix="realizer-docker-tls-"))
+        atexit.register(shutil.rmtree, directory, True)
+        files = {"ca.pem": settings.get("caMaterial", ""), "cert.pem": cert, "key.pem": key}
+        for file_name, content in files.items():
+            if content:
+                path = directory / file_name
+                path.touch(mode=0o600)
+                path.write_text(content)
+        ca = str(directory / "ca.pem") if files["ca.pem"] else None
+        return TLSConfig(
+            client_cert=(str(directory / "cert.pem"), str(directory / "key.pem")), ca_cert=ca, verify=ca or False
+        )
+    if settings.get("certPath"):
+        base = Path(settings["certPath"])
+        return TLSConfig(
+            client_cert=(str(base / "cert.pem"), str(base / "key.pem")), ca_cert=str(base / "ca.pem"), verify=True
+        )
+    return None
+
+
+def provider_client(settings: dict[str, Any]) -> docker.DockerClient:
+    """A client for an explicit provider; it pings the engine unless `disableDockerDaemonCheck`."""
+    host = settings.get("host") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    check = not settings.get("disableDockerDaemonCheck")
+    tls = _tls_files(settings)
+    if tls is None and host.startswith("ssh://"):
+        client = _ssh_client(host, settings.get("sshOpts") or [], None if check else "1.41")
+    else:  # sshOpts only matter to ssh:// hosts (connhelper ignores them otherwise)
+        client = docker.DockerClient(base_url=host, tls=tls or False, timeout=300, version=None if check else "1.41")
+    if check:
+        client.ping()
+    return client

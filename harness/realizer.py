@@ -2,9 +2,13 @@
 
 This stands in for the Pulumi engine plus the docker, tls and random provider plugins, which cannot be
 installed here. Like the engine it keeps state (tests/live state file per stack): a resource whose inputs
-did not change is kept as it is, a changed one is replaced (containers delete-before-replace, as
-pulumi-docker registers them), and one the program no longer declares is deleted (unless it was declared
-with retain_on_delete). Unlike the engine it does not diff computed outputs or run refresh.
+did not change is kept as it is, and one the program no longer declares is deleted (unless it was declared
+with retain_on_delete). A changed one is replaced: containers (and networks and volumes here) delete-before-
+replace, as pulumi-docker registers containers; Swarm services, configs and secrets create-before-delete, the
+old object being deleted at the end (`prune`), after its dependents moved to the new one, unless the resource
+asks for delete_before_replace. A service whose changes are all updatable is updated in place (`updated`).
+Resources of an explicit `docker.Provider` go to that provider's engine (ssh://, tcp:// with TLS, unix://),
+which the state remembers. Unlike the engine it does not diff computed outputs or run refresh.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +26,17 @@ import docker
 import pulumi
 from docker.errors import NotFound
 
-from harness import docker_provider, random_provider, tls_provider
+from harness import docker_provider, random_provider, swarm_provider, tls_provider
 from harness.errors import UnsupportedInput
 from harness.program import PROJECT_DIR, ProgramRun, plain, run_program, secret, stack_config
 
 STATE_DIR = PROJECT_DIR / ".live-state"
 
 Realize = Callable[[dict[str, Any]], dict[str, Any]]
+PROVIDER = docker_provider.PROVIDER_TYPE
+CREATE_BEFORE_DELETE = set(swarm_provider.TYPES)
+"""Not DeleteBeforeReplace in pulumi-docker's provider/resources.go: the engine creates the replacement,
+updates the dependents, then deletes the old object."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,13 @@ class Realizer:
         self.replaced: list[str] = []
         self.renamed: list[str] = []
         self.created: list[str] = []
+        self.updated: list[str] = []
+        self.doomed: list[dict[str, Any]] = []
+        """Old objects of create-before-delete replacements, deleted by `prune` once everything else ran."""
+        self.clients: dict[str, docker.DockerClient] = {}
+        """Engines of explicit providers by the provider's state key."""
+        self.provider_keys: dict[str, str] = {}
+        """Provider id (as in a dependent's `provider` reference) -> the provider's state key."""
 
     # ---- state ----
 
@@ -78,27 +94,102 @@ class Realizer:
     def new_resource(
         self, typ: str, name: str, raw_inputs: dict[str, Any], provider: str, options: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
-        if provider:
-            raise UnsupportedInput(f"{typ} {name}: explicit providers ({provider}) are not implemented by the realizer")
         inputs = plain(raw_inputs)
         key = f"{typ}::{name}"
         with self.lock:
             self.seen.add(key)
             self._follow_aliases(typ, key, options.get("aliases", []))
+            if typ == PROVIDER:
+                return self._register_provider(key, inputs)
+            engine = self._provider_key(provider, key)
             previous = self.state.get(key)
             if previous:
                 inputs = _keep_ignored(inputs, previous["inputs"], options.get("ignoreChanges", []), key)
-            if previous and previous["inputs"] == inputs and self._still_exists(typ, previous):
+            # A resource moved to another provider is replaced, as the engine replaces it.
+            alive = (
+                previous is not None and previous.get("provider", "") == engine and self._still_exists(typ, previous)
+            )
+            if previous and alive and previous["inputs"] == inputs:
                 return previous["id"], self._outputs(typ, inputs, previous["outputs"])
+            if previous and alive and typ == swarm_provider.SERVICE:
+                # Before diffing: for the provider, a Computed input taken out of the program is no change.
+                swarm_provider.check_computed_kept(previous["inputs"], inputs, key)
+            if previous and alive and _updatable(typ, previous["inputs"], inputs):
+                outputs = swarm_provider.update_service(
+                    self._client(engine), previous["id"], inputs, self.stack, previous["outputs"]["name"]
+                )
+                self.updated.append(key)
+                return self._record(key, typ, inputs, outputs, engine)
             if previous:
-                self._delete(typ, previous)
+                if typ in CREATE_BEFORE_DELETE and not options.get("deleteBeforeReplace"):
+                    self.doomed.append(previous)
+                else:
+                    self._delete(typ, previous)
                 self.replaced.append(key)
             else:
                 self.created.append(key)
-            outputs = self._create(typ, inputs)
-            self.state[key] = {"typ": typ, "inputs": inputs, "id": outputs["id"], "outputs": outputs, "options": {}}
-            self._save_state()
-            return outputs["id"], self._outputs(typ, inputs, outputs)
+            outputs = self._create(typ, name, inputs, self._client(engine))
+            return self._record(key, typ, inputs, outputs, engine)
+
+    def _record(
+        self, key: str, typ: str, inputs: dict[str, Any], outputs: dict[str, Any], engine: str
+    ) -> tuple[str, dict[str, Any]]:
+        entry = {"typ": typ, "inputs": inputs, "id": outputs["id"], "outputs": outputs, "options": {}}
+        if engine:
+            entry["provider"] = engine
+        self.state[key] = entry
+        self._save_state()
+        return outputs["id"], self._outputs(typ, inputs, outputs)
+
+    # ---- explicit providers ----
+
+    def _register_provider(self, key: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """A `docker.Provider`: a client for its engine; dependents name it as `<urn>::<id>`."""
+        settings = docker_provider.provider_settings(inputs)
+        previous = self.state.get(key)
+        if previous and previous["inputs"] == settings:
+            provider_id = previous["id"]
+        else:
+            users = sorted(k for k, entry in self.state.items() if entry.get("provider") == key)
+            if users:
+                raise UnsupportedInput(
+                    f"{key}: its inputs changed while {users} are on its engine; moving resources between "
+                    "engines is not implemented by the realizer"
+                )
+            self.clients.pop(key, None)
+            provider_id = uuid.uuid4().hex
+            self.created.append(key)
+        self.clients.setdefault(key, docker_provider.provider_client(settings))
+        self.provider_keys[provider_id] = key
+        self.state[key] = {"typ": PROVIDER, "inputs": settings, "id": provider_id, "outputs": {}, "options": {}}
+        self._save_state()
+        return provider_id, dict(inputs)
+
+    def _provider_key(self, reference: str, key: str) -> str:
+        """The engine of a registration: `""` for the default provider (the local engine), else the state key of
+        the explicit provider its `<urn>::<id>` reference names."""
+        if not reference:
+            return ""
+        provider_id = reference.rsplit("::", 1)[-1]
+        if provider_id not in self.provider_keys:
+            raise UnsupportedInput(f"{key}: provider {reference} was not registered with the realizer")
+        return self.provider_keys[provider_id]
+
+    def _client(self, engine: str) -> docker.DockerClient:
+        if not engine:
+            return self.client
+        if engine not in self.clients:  # a provider known from the state only (its resources are being deleted)
+            self.clients[engine] = docker_provider.provider_client(self.state[engine]["inputs"])
+        return self.clients[engine]
+
+    def _engines(self) -> list[docker.DockerClient]:
+        """The local engine and those of the explicit providers in the state, each once."""
+        engines = {self.client.api.base_url: self.client}
+        for key, entry in self.state.items():
+            if entry["typ"] == PROVIDER:
+                client = self._client(key)
+                engines.setdefault(client.api.base_url, client)
+        return list(engines.values())
 
     def _follow_aliases(self, typ: str, key: str, aliases: list[str]) -> None:
         """A resource known to the state under an alias (its old name) takes that entry over, as the engine
@@ -112,8 +203,8 @@ class Realizer:
                 self.renamed.append(f"{old} -> {key}")
                 return
 
-    def _create(self, typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        client, stack = self.client, self.stack
+    def _create(self, typ: str, name: str, inputs: dict[str, Any], client: docker.DockerClient) -> dict[str, Any]:
+        stack = self.stack
         creators: dict[str, Realize] = {
             "tls:index/privateKey:PrivateKey": tls_provider.private_key,
             "tls:index/selfSignedCert:SelfSignedCert": tls_provider.self_signed_cert,
@@ -124,34 +215,49 @@ class Realizer:
             "docker:index/network:Network": lambda i: docker_provider.network(client, i, stack),
             "docker:index/volume:Volume": lambda i: docker_provider.volume(client, i, stack),
             "docker:index/container:Container": lambda i: docker_provider.container(client, i, stack),
+            swarm_provider.SERVICE_CONFIG: lambda i: swarm_provider.service_config(client, i, stack, name),
+            swarm_provider.SECRET: lambda i: swarm_provider.secret(client, i, stack, name),
+            swarm_provider.SERVICE: lambda i: swarm_provider.create_service(client, i, stack, name),
         }
         if typ not in creators:
             raise UnsupportedInput(f"resource type {typ} is not implemented by the realizer")
         return creators[typ](inputs)
 
     def _delete(self, typ: str, entry: dict[str, Any]) -> None:
+        if typ == PROVIDER:
+            return  # only state (and a client) here; its resources were deleted before it
+        client = self._client(entry.get("provider", ""))
         if typ == "docker:index/container:Container":
-            docker_provider.delete_container(self.client, entry["id"], entry["inputs"])
+            docker_provider.delete_container(client, entry["id"], entry["inputs"])
         elif typ == "docker:index/network:Network":
-            docker_provider.delete_network(self.client, entry["id"])
+            docker_provider.delete_network(client, entry["id"])
         elif typ == "docker:index/volume:Volume":
             if not entry["options"].get("retainOnDelete"):
-                docker_provider.delete_volume(self.client, entry["id"])
+                docker_provider.delete_volume(client, entry["id"])
         elif typ == "docker:index/remoteImage:RemoteImage":
-            docker_provider.delete_remote_image(self.client, entry["inputs"])
+            docker_provider.delete_remote_image(client, entry["inputs"])
+        elif typ == swarm_provider.SERVICE:
+            swarm_provider.delete_service(client, entry["id"], entry["inputs"])
+        elif typ == swarm_provider.SERVICE_CONFIG:
+            swarm_provider.delete_config(client, entry["id"])
+        elif typ == swarm_provider.SECRET:
+            swarm_provider.delete_secret(client, entry["id"])
         # tls and random resources live only in state.
 
     def _still_exists(self, typ: str, entry: dict[str, Any]) -> bool:
         """Objects removed behind the engine's back are created again (what a refresh would find)."""
+        client = self._client(entry.get("provider", ""))
         try:
             if typ == "docker:index/container:Container":
-                return docker_provider.container_exists(self.client, entry["id"])
+                return docker_provider.container_exists(client, entry["id"])
+            if typ in swarm_provider.TYPES:
+                return swarm_provider.exists(client, typ, entry["id"])
             if typ == "docker:index/network:Network":
-                self.client.networks.get(entry["id"])
+                client.networks.get(entry["id"])
             elif typ == "docker:index/volume:Volume":
-                self.client.volumes.get(entry["id"])
+                client.volumes.get(entry["id"])
             elif typ == "docker:index/remoteImage:RemoteImage":
-                return bool(self.client.images.get(entry["inputs"]["name"]).id == entry["outputs"]["imageId"])
+                return bool(client.images.get(entry["inputs"]["name"]).id == entry["outputs"]["imageId"])
         except NotFound:
             return False
         return True
@@ -165,6 +271,8 @@ class Realizer:
             secret_names = tls_provider.PRIVATE_KEY_SECRETS
         elif typ == "random:index/randomPassword:RandomPassword":
             secret_names = random_provider.SECRET_OUTPUTS
+        elif typ in (swarm_provider.SECRET, swarm_provider.SERVICE_CONFIG):
+            secret_names = ("data", "dataRaw")  # Sensitive in the provider
         for name in secret_names:
             if name in outputs:
                 outputs[name] = secret(outputs[name])
@@ -173,32 +281,32 @@ class Realizer:
     # ---- whole stack ----
 
     def remove_leftovers(self) -> list[str]:
-        """Objects labelled with this stack that the state does not know (from a crashed or lost run)."""
+        """Objects labelled with this stack that the state does not know (from a crashed or lost run), on the
+        local engine and on those of the providers in the state."""
         known = {entry["id"] for entry in self.state.values()}
-        label = f"{docker_provider.LIVE_STACK_LABEL}={self.stack}"
         removed = []
-        for found in self.client.containers.list(all=True, filters={"label": label}):
-            if found.id not in known:
-                found.remove(force=True)
-                removed.append(f"container {found.name}")
-        for net in self.client.networks.list(filters={"label": label}):
-            if net.id not in known:
-                docker_provider.delete_network(self.client, net.id)
-                removed.append(f"network {net.name}")
+        for client in self._engines():
+            removed += remove_labelled(client, self.stack, keep=known, volumes=False, graceful=False)
         return removed
 
     def prune(self, run: ProgramRun) -> list[str]:
-        """Record options and delete what the program no longer declares (containers before networks)."""
+        """Record options, then delete what the program no longer declares and the old objects of
+        create-before-delete replacements (services before containers, networks, configs and secrets)."""
         options = {f"{r.typ}::{r.name}": r.options for r in run.registrations.values()}
         for key, entry in self.state.items():
             if key in options:
                 entry["options"] = options[key]
-        gone = sorted((key for key in self.state if key not in self.seen), key=_deletion_order)
-        for key in gone:
-            self._delete(self.state[key]["typ"], self.state[key])
-            del self.state[key]
+        gone = [key for key in self.state if key not in self.seen]
+        doomed = [(f"{entry['typ']}::", entry) for entry in self.doomed]
+        work = sorted([*((key, self.state[key]) for key in gone), *doomed], key=lambda item: _deletion_order(item[0]))
+        for key, entry in work:
+            self._delete(entry["typ"], entry)
+            if key in gone:
+                del self.state[key]
+                self.clients.pop(key, None)
+        self.doomed.clear()
         self._save_state()
-        return gone
+        return sorted(gone, key=_deletion_order)
 
 
 def _keep_ignored(inputs: dict[str, Any], old: dict[str, Any], ignored: list[str], key: str) -> dict[str, Any]:
@@ -215,10 +323,60 @@ def _keep_ignored(inputs: dict[str, Any], old: dict[str, Any], ignored: list[str
     return kept
 
 
+def _updatable(typ: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Only services are updated in place (containers' updatable inputs are replaced here, as before)."""
+    return typ == swarm_provider.SERVICE and not swarm_provider.replacement_reasons(old, new)
+
+
 def _deletion_order(key: str) -> int:
-    order = ["docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume"]
+    order = [
+        swarm_provider.SERVICE, "docker:index/container:Container", "docker:index/network:Network",
+        "docker:index/volume:Volume", swarm_provider.SERVICE_CONFIG, swarm_provider.SECRET,
+    ]  # fmt: skip
     typ = key.split("::", 1)[0]
+    if typ == PROVIDER:
+        return len(order) + 1  # after everything on its engine
     return order.index(typ) if typ in order else len(order)
+
+
+def remove_labelled(
+    client: docker.DockerClient, stack: str, *, keep: set[str], volumes: bool, graceful: bool
+) -> list[str]:
+    """Every object labelled with the stack on one engine, except the ids in `keep`: services first (their
+    task containers gone), then containers, networks (overlay ones too), configs, secrets and, if asked,
+    volumes."""
+    label = f"{docker_provider.LIVE_STACK_LABEL}={stack}"
+    removed = []
+    swarm = swarm_provider.stack_objects(client, stack)
+    for service in swarm["services"]:
+        if service["ID"] not in keep:
+            swarm_provider.delete_service(client, service["ID"], {})
+            removed.append(f"service {service['Spec']['Name']}")
+    for found in client.containers.list(all=True, filters={"label": label}):
+        if found.id not in keep:
+            if graceful:
+                docker_provider.delete_container(client, found.id, {"destroyGraceSeconds": 10})
+            else:
+                found.remove(force=True)
+            removed.append(f"container {found.name}")
+    for net in client.networks.list(filters={"label": label}):
+        if net.id not in keep:
+            docker_provider.delete_network(client, net.id)
+            removed.append(f"network {net.name}")
+    for config in swarm["configs"]:
+        if config["ID"] not in keep:
+            swarm_provider.delete_config(client, config["ID"])
+            removed.append(f"config {config['Spec']['Name']}")
+    for found_secret in swarm["secrets"]:
+        if found_secret["ID"] not in keep:
+            swarm_provider.delete_secret(client, found_secret["ID"])
+            removed.append(f"secret {found_secret['Spec']['Name']}")
+    if volumes:
+        for vol in client.volumes.list(filters={"label": label}):
+            if vol.name not in keep:
+                vol.remove(force=True)
+                removed.append(f"volume {vol.name}")
+    return removed
 
 
 class RealizingMocks(pulumi.runtime.Mocks):
@@ -246,6 +404,8 @@ class UpResult:
     warnings: list[str]
     renamed: list[str]
     """`old -> new` state keys of resources taken over through an alias."""
+    updated: list[str] = field(default_factory=list)
+    """Resources updated in place (Swarm services whose changed inputs are all updatable)."""
 
 
 def docker_client() -> docker.DockerClient:
@@ -264,25 +424,18 @@ def up(config_file: Path, client: docker.DockerClient | None = None) -> UpResult
     run_program(config, RealizingMocks(realizer, run), stack=stack_file.stack, run=run)
     deleted = realizer.prune(run)
     return UpResult(
-        run.outputs, realizer.created, realizer.replaced, deleted, leftovers, run.warnings, realizer.renamed
-    )
+        run.outputs, realizer.created, realizer.replaced, deleted, leftovers, run.warnings, realizer.renamed,
+        realizer.updated,
+    )  # fmt: skip
 
 
 def down(config_file: Path, *, volumes: bool = False, client: docker.DockerClient | None = None) -> list[str]:
-    """Remove every object labelled with the stack (whatever the state says), and the state."""
+    """Remove every object labelled with the stack (whatever the state says) on the local engine and on the
+    engines of the explicit providers the state knows, then the state."""
     stack_file = StackFile(config_file)
-    client = client or docker_client()
-    label = f"{docker_provider.LIVE_STACK_LABEL}={stack_file.stack}"
+    realizer = Realizer(stack_file, client)
     removed = []
-    for found in client.containers.list(all=True, filters={"label": label}):
-        docker_provider.delete_container(client, found.id, {"destroyGraceSeconds": 10})
-        removed.append(f"container {found.name}")
-    for net in client.networks.list(filters={"label": label}):
-        docker_provider.delete_network(client, net.id)
-        removed.append(f"network {net.name}")
-    if volumes:
-        for vol in client.volumes.list(filters={"label": label}):
-            vol.remove(force=True)
-            removed.append(f"volume {vol.name}")
+    for engine in realizer._engines():
+        removed += remove_labelled(engine, stack_file.stack, keep=set(), volumes=volumes, graceful=True)
     stack_file.state_path.unlink(missing_ok=True)
     return removed
