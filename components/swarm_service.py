@@ -187,7 +187,8 @@ def hardened_service(name: str, args: HardenedContainerArgs, parent: pulumi.Reso
             or None,
         ),
         update_config=docker.ServiceUpdateConfigArgs(**update),  # type: ignore[arg-type]
-        rollback_config=docker.ServiceRollbackConfigArgs(**update),  # type: ignore[arg-type]
+        # A failed rollback pauses (the provider takes pause or continue there).
+        rollback_config=docker.ServiceRollbackConfigArgs(**{**update, "failure_action": "pause"}),  # type: ignore[arg-type]
         converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=CONVERGE_TIMEOUT),
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -206,10 +206,22 @@ def stack_config(path: Path) -> dict[str, str]:
     document = yaml.safe_load(path.read_text()) or {}
     config = project_config_defaults()
     for key, value in (document.get("config") or {}).items():
-        if isinstance(value, dict) and "secure" in value:
-            raise ValueError(f"{path}: {key} is encrypted (secure:); test stacks need plain test values")
+        if _encrypted(value):
+            raise ValueError(f"{path}: {key} is or holds an encrypted value (secure:); test stacks need plain values")
         config[key if ":" in key else f"{PROJECT}:{key}"] = _config_string(value)
     return config
+
+
+def _encrypted(value: Any) -> bool:
+    """Pulumi stores a secret as a mapping of the one key `secure` to its ciphertext, at any depth (`--path`).
+    A setting that is merely named `secure` (storage.secure: false) is not one."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"} and isinstance(value["secure"], str):
+            return True
+        return any(_encrypted(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_encrypted(item) for item in value)
+    return False
 
 
 def _config_string(value: Any) -> str:

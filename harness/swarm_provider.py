@@ -74,14 +74,17 @@ REFUSED = {
 }
 
 REPLACE_ON_CHANGES = (
-    "name", "auth", "mode", "labels", "taskSpec.containerSpec.labels", "taskSpec.containerSpec.hosts",
+    "name", "auth", "labels", "taskSpec.containerSpec.labels", "taskSpec.containerSpec.hosts",
     "taskSpec.containerSpec.sysctl", "taskSpec.containerSpec.mounts[].volumeOptions.labels",
     "taskSpec.networksAdvanceds",
 )  # fmt: skip
 """Service inputs whose change replaces the service (pulumi-docker schema.json `willReplaceOnChanges`, TF
-`ForceNew`): `name`, `auth` and `mode` (so a change of `replicas` too) on the resource; every field of the
-label items, of `hosts`, of `sysctl` and of the `networksAdvanceds` items. Every other change is an
-in-place ServiceUpdate."""
+`ForceNew`): `name` and `auth` on the resource; every field of the label items, of `hosts`, of `sysctl` and
+of the `networksAdvanceds` items. Every other change is an in-place ServiceUpdate. `mode` is ForceNew in
+terraform-provider-docker too, but on the block: the plugin SDK (helper/schema `diffList`) then forces a new
+resource only when the block itself appears or goes (its item count), while a nested field (`replicas`)
+follows its own schema, which has no ForceNew: a new replica count is an in-place update (`docker service
+scale`), as Terraform users see it."""
 
 COMPUTED = (
     "labels", "mode", "endpointSpec", "taskSpec.resources", "taskSpec.restartPolicy", "taskSpec.placement",

@@ -19,7 +19,7 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import ImageNotFound, NotFound
 
 from harness import docker_provider, realizer, swarm_provider
 from harness.clients import run, wait_until
@@ -199,21 +199,14 @@ def test_swarm_services_configs_and_secrets_follow_the_provider(swarm: docker.Do
     assert all("GREETING=bonjour" in c.attrs["Config"]["Env"] for c in web_containers(engine))
     assert len(web_containers(engine)) == 2
 
-    # 3. A new replica count: `mode` is willReplaceOnChanges, and the replacement is created before the old
-    #    service is deleted, so a fixed name conflicts, exactly as `pulumi up` would fail. The old one stays.
+    # 3. A new replica count is an in-place update too (`mode` is ForceNew only on the block's item count):
+    #    the same service, scaled.
     third = new_run(engine)
-    with pytest.raises(APIError, match="conflicts"):
-        declare(third, "v1", 3, {"GREETING": "bonjour"}, {})
-    assert running_tasks(engine, ids["web"]) == 2
-    #    With delete_before_replace the service is replaced: a new id, three replicas.
-    fourth = new_run(engine)
-    replaced = declare(fourth, "v1", 3, {"GREETING": "bonjour"}, {"deleteBeforeReplace": True})
-    fourth.prune(ProgramRun())
-    assert replaced["web"] != ids["web"] and fourth.replaced == [f"{swarm_provider.SERVICE}::web"]
-    assert running_tasks(engine, replaced["web"]) == 3
-    with pytest.raises(NotFound):
-        engine.api.inspect_service(ids["web"])
-    wait_until(lambda: serves("page v1\n"), 30, "edge serves the replaced web service")
+    replaced = declare(third, "v1", 3, {"GREETING": "bonjour"}, {})
+    third.prune(ProgramRun())
+    assert replaced["web"] == ids["web"] and third.updated == [f"{swarm_provider.SERVICE}::web"] and not third.replaced
+    assert running_tasks(engine, ids["web"]) == 3
+    wait_until(lambda: serves("page v1\n"), 30, "edge serves the scaled web service")
 
     # 4. A new config (content-derived name): created first, the service moves to it in place, and the old
     #    config is deleted only at the end (prune), after no task uses it.

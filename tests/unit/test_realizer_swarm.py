@@ -165,8 +165,8 @@ def test_replacement_follows_will_replace_on_changes() -> None:
     changed["taskSpec"]["containerSpec"]["configs"][0]["configId"] = "cfg2"
     changed["endpointSpec"]["ports"][0]["publishedPort"] = 21081
     assert swarm_provider.replacement_reasons(old, changed) == []
-    # mode is willReplaceOnChanges in pulumi-docker's schema: a new replica count replaces the service.
-    assert swarm_provider.replacement_reasons(old, web_service(mode={"replicated": {"replicas": 3}})) == ["mode"]
+    # mode is ForceNew on the block only (its item count): a new replica count is an in-place update.
+    assert swarm_provider.replacement_reasons(old, web_service(mode={"replicated": {"replicas": 3}})) == []
     assert swarm_provider.replacement_reasons(old, web_service(name="web2")) == ["name"]
     changed = web_service()
     changed["taskSpec"]["containerSpec"]["hosts"] = [{"host": "db", "ip": "10.0.0.6"}]
@@ -333,16 +333,13 @@ def test_config_replacement_creates_first_updates_the_service_and_deletes_the_ol
     assert calls.log[-1] == "delete cfg1" and calls.alive == {"cfg4", "sec2", "svc3"}
 
 
-def test_a_new_replica_count_replaces_the_service_create_before_delete_unless_told(calls: Calls) -> None:
+def test_a_new_replica_count_updates_the_service_in_place(calls: Calls) -> None:
     round_of("djE=", 2)[0].prune(ProgramRun())
     calls.log.clear()
-    again, _ = round_of("djE=", 3)
-    assert calls.log == ["create svc4"] and again.replaced == [f"{SERVICE_TYPE}::web"]
+    again, ids = round_of("djE=", 3)
+    assert calls.log == ["update svc3"] and again.updated == [f"{SERVICE_TYPE}::web"] and not again.replaced
     again.prune(ProgramRun())
-    assert calls.log == ["create svc4", "delete svc3"]
-    calls.log.clear()
-    round_of("djE=", 4, delete_before_replace=True)
-    assert calls.log == ["delete svc4", "create svc5"]
+    assert calls.log == ["update svc3"] and ids["svc"] == "svc3"
 
 
 def test_prune_deletes_services_before_the_configs_they_use(calls: Calls) -> None:

@@ -181,10 +181,13 @@ def test_swarm_configs_hold_the_rendered_files_and_secrets_stay_secret(swarm: Pr
 
 def test_a_changed_file_gets_a_new_config_name(run: Run) -> None:
     def site_config_name(result: ProgramRun) -> str:
-        return next(
-            plain(r.inputs)["name"]
-            for r in result.registrations.values()
-            if r.typ == "docker:index/serviceConfig:ServiceConfig" and "-proxy-default-conf-" in plain(r.inputs)["name"]
+        return str(
+            next(
+                plain(r.inputs)["name"]
+                for r in result.registrations.values()
+                if r.typ == "docker:index/serviceConfig:ServiceConfig"
+                and "-proxy-default-conf-" in plain(r.inputs)["name"]
+            )
         )
 
     before = site_config_name(run(**SWARM))
