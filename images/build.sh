@@ -11,6 +11,16 @@
 #   packages      Debian packages, one a line
 #   rootfs/       synced into the root filesystem after the packages are installed
 #   customize.sh  run inside the rootfs (chroot) after its rootfs/ was synced
+#   network       optional, empty: this layer's customize.sh installs from the network (pip). It then runs
+#                 with a clean environment (env -i: the host's PIP_*/REQUESTS_CA_BUNDLE would point at host
+#                 files) plus the two things a host behind a TLS-inspecting proxy or a private index needs:
+#                 the host's CA bundle (/etc/ssl/certs/ca-certificates.crt), copied in, with PIP_CERT,
+#                 REQUESTS_CA_BUNDLE and SSL_CERT_FILE naming it (pip's --cert alone loses to an inherited
+#                 REQUESTS_CA_BUNDLE), and the host's pip index settings (index-url, extra-index-url,
+#                 trusted-host from its pip config files and PIP_* environment, as `pip config list` shows
+#                 them; local paths and file: URLs dropped, they do not exist in the rootfs) as
+#                 PIP_CONFIG_FILE. Both are removed from the rootfs afterwards. Pin what such a step
+#                 installs: the recipe's hash covers these files, not what an index serves.
 #   changes       Dockerfile instructions for the image config, one a line
 #
 #   images/build.sh            build what is missing or stale, print the tags
@@ -28,10 +38,51 @@ declare -A TAGS=(
   [registry]=private-registry-test/registry:2.8.2
   [nginx]=private-registry-test/nginx:1.22
   [joxit-ui]=private-registry-test/joxit-ui:2.5.7
+  [redis]=private-registry-test/redis:7
+  [moto]=private-registry-test/moto:5
 )
 
 command -v mmdebstrap >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+}
+
+# Where a network layer's customize.sh finds the host's CA bundle and pip config (removed afterwards).
+NETWORK_DIR=/tmp/build-network
+HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+
+# The host's pip index settings as a pip.conf for inside the rootfs (see "network" above). Precedence as pip
+# applies it to `pip install`: environment, then the [install] section, then [global].
+host_pip_conf() {
+  python3 - <<'PY'
+import ast
+import os
+import subprocess
+import sys
+
+KEYS = ("index-url", "extra-index-url", "trusted-host")
+try:
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+    ).stdout
+except OSError:
+    listed = ""
+settings = {}
+for line in listed.splitlines():
+    name, sep, value = line.partition("=")
+    section, _, key = name.rpartition(".")
+    if sep and key in KEYS:
+        settings[(section, key)] = ast.literal_eval(value)
+for key in KEYS:  # pip without a config command (or none at all): the environment is still honoured
+    env = os.environ.get("PIP_" + key.upper().replace("-", "_"))
+    if env:
+        settings[(":env:", key)] = env
+print("[global]")
+for key in KEYS:
+    value = next((settings[s, key] for s in (":env:", "install", "global") if (s, key) in settings), "")
+    kept = [v for v in value.split() if not v.startswith(("file:", "/"))]
+    if kept:
+        print(f"{key} = {' '.join(kept)}")
+PY
 }
 
 # The image folders of $1, base first.
@@ -66,7 +117,22 @@ build_one() {
   for layer in "${dirs[@]}"; do
     mapfile -t -O "${#packages[@]}" packages < <(grep -v '^[[:space:]]*$' "$HERE/$layer/packages")
     hooks+=(--customize-hook="sync-in '$HERE/$layer/rootfs' /")
-    hooks+=(--customize-hook="chroot \"\$1\" /bin/sh -e < '$HERE/$layer/customize.sh'")
+    if [ -f "$HERE/$layer/network" ]; then
+      if [ ! -d "$work/network" ]; then
+        [ -f "$HOST_CA_BUNDLE" ] || { echo "images: $layer needs the host's CA bundle $HOST_CA_BUNDLE" >&2; return 1; }
+        mkdir "$work/network"
+        cp "$HOST_CA_BUNDLE" "$work/network/ca.crt"
+        host_pip_conf >"$work/network/pip.conf"
+      fi
+      hooks+=(--customize-hook="mkdir -p \"\$1$NETWORK_DIR\" && cp '$work/network/ca.crt' '$work/network/pip.conf' \"\$1$NETWORK_DIR/\"")
+      hooks+=(--customize-hook="chroot \"\$1\" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+HOME=/root LANG=C.UTF-8 PIP_CONFIG_FILE=$NETWORK_DIR/pip.conf PIP_CERT=$NETWORK_DIR/ca.crt \
+REQUESTS_CA_BUNDLE=$NETWORK_DIR/ca.crt SSL_CERT_FILE=$NETWORK_DIR/ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
+/bin/sh -e < '$HERE/$layer/customize.sh'")
+      hooks+=(--customize-hook="rm -rf \"\$1$NETWORK_DIR\"")
+    else
+      hooks+=(--customize-hook="chroot \"\$1\" /bin/sh -e < '$HERE/$layer/customize.sh'")
+    fi
     grep -v '^[[:space:]]*$' "$HERE/$layer/changes" >>"$work/context/Dockerfile"
   done
   echo "LABEL org.private-registry.recipe=$hash" >>"$work/context/Dockerfile"
