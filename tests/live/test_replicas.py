@@ -1,7 +1,7 @@
 """Registry replicas on one host, sharing an S3 bucket and a Redis cache (tests/live/stacks/replicas.yaml).
 
 The S3 store is moto's server (the private-registry-test/moto image), which the test starts itself and joins to
-the stack's network as `s3.replicas.test`; the test reads the bucket straight through moto's port on loopback
+the stack's network as `s3-replicas`; the test reads the bucket straight through moto's port on loopback
 for the nothing-lost check. Replicas are killed as a crash kills them (SIGKILL to the registry process from
 the host), so their restart policy brings them back.
 """
@@ -16,11 +16,12 @@ import signal
 import subprocess
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3  # type: ignore[import-untyped]
 import docker
 import pytest
 import requests
@@ -36,11 +37,12 @@ pytestmark = pytest.mark.live
 
 STACK_FILE = STACKS_DIR / "replicas.yaml"
 NETWORK = "private-registry-replicas-net"
-S3_NAME = "s3.replicas.test"
+S3_NAME = "s3-replicas"  # no dots: moto reads a dotted Host as <bucket>.<endpoint>
 S3_CONTAINER = "private-registry-replicas-s3"
 S3_IMAGE = "private-registry-test/moto:5"
 S3_PORT = 20590
 BUCKET = "team-registry"
+S3_ACCESS_KEY, S3_SECRET_KEY = "replicas-test", "replicas-test-secret-key"
 ROOT = "registry"
 ACCOUNT = ("ops", "replicas-stack-password-0123")
 ENDPOINT = "127.0.0.1:20443"
@@ -93,42 +95,42 @@ def join_when_the_network_exists(
         time.sleep(0.1)
 
 
-def s3_keys(prefix: str) -> list[str]:
-    """Every key under `prefix` in the bucket (ListObjectsV2, paged), read from moto on loopback."""
-    keys: list[str] = []
-    token = None
-    namespace = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
-    for _ in range(1000):
-        params = {"list-type": "2", "prefix": prefix, "max-keys": "1000"}
-        if token:
-            params["continuation-token"] = token
-        listing = requests.get(f"http://127.0.0.1:{S3_PORT}/{BUCKET}", params=params, timeout=60)
-        listing.raise_for_status()
-        tree = ElementTree.fromstring(listing.content)
-        keys += [element.text or "" for element in tree.findall("s3:Contents/s3:Key", namespace)]
-        token_element = tree.find("s3:NextContinuationToken", namespace)
-        if token_element is None:
-            return keys
-        token = token_element.text
-    raise AssertionError("the bucket listing did not end within 1000 pages")
+def s3_client() -> Any:
+    """The bucket through moto's loopback port, signed as the registry signs (moto refuses unsigned reads)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{S3_PORT}",
+        region_name="us-east-1",
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+    )
+
+
+def s3_keys(s3: Any, prefix: str) -> list[str]:
+    """Every key under `prefix` in the bucket (ListObjectsV2, all pages)."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
 def assert_nothing_lost_in_the_bucket(stack: ReplicasStack) -> dict[str, int]:
     """Every blob object hashes to its name, no link object is empty, every pushed image pulls by digest with
     every blob it references (the filesystem check of tests/live/integrity.py, on the bucket)."""
-    blobs = [key for key in s3_keys(f"{ROOT}/docker/registry/v2/blobs/") if key.endswith("/data")]
+    s3 = s3_client()
+    blobs = [key for key in s3_keys(s3, f"{ROOT}/docker/registry/v2/blobs/") if key.endswith("/data")]
     for key in blobs:
-        body = requests.get(f"http://127.0.0.1:{S3_PORT}/{BUCKET}/{key}", timeout=120)
-        assert hashlib.sha256(body.content).hexdigest() == key.split("/")[-2], f"blob {key} does not hash to its name"
-    links = [key for key in s3_keys(f"{ROOT}/docker/registry/v2/repositories/") if key.endswith("/link")]
+        digest = hashlib.sha256()
+        for block in s3.get_object(Bucket=BUCKET, Key=key)["Body"].iter_chunks(4 * MIB):
+            digest.update(block)
+        assert digest.hexdigest() == key.split("/")[-2], f"blob {key} does not hash to its name"
+    links = [key for key in s3_keys(s3, f"{ROOT}/docker/registry/v2/repositories/") if key.endswith("/link")]
     for key in links:
-        body = requests.get(f"http://127.0.0.1:{S3_PORT}/{BUCKET}/{key}", timeout=60)
-        assert body.content.startswith(b"sha256:"), f"link {key} is empty or damaged: {body.content[:80]!r}"
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert body.startswith(b"sha256:"), f"link {key} is empty or damaged: {body[:80]!r}"
     referenced = 0
-    for repo, digest in stack.pushed:
-        response = stack.api.get_manifest(repo, digest)
-        assert response.status_code == 200, f"{repo}@{digest} no longer pulls ({response.status_code})"
-        assert sha256_digest(response.content) == digest
+    for repo, digest_text in stack.pushed:
+        response = stack.api.get_manifest(repo, digest_text)
+        assert response.status_code == 200, f"{repo}@{digest_text} no longer pulls ({response.status_code})"
+        assert sha256_digest(response.content) == digest_text
         manifest = response.json()
         for descriptor in [manifest["config"], *manifest["layers"]]:
             head = stack.api.head_blob(repo, descriptor["digest"])
@@ -184,8 +186,8 @@ def replicas_stack(
     engine: docker.DockerClient, test_images: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ReplicasStack]:
     tmp = tmp_path_factory.mktemp("replicas")
+    remove_s3(engine)  # first: attached to the stack's network, it would keep the network from going
     realizer.down(STACK_FILE, volumes=True, client=engine)
-    remove_s3(engine)
     s3 = engine.containers.run(
         S3_IMAGE,
         name=S3_CONTAINER,
@@ -198,7 +200,7 @@ def replicas_stack(
         60,
         "moto answers",
     )
-    requests.put(f"http://127.0.0.1:{S3_PORT}/{BUCKET}", timeout=30).raise_for_status()
+    s3_client().create_bucket(Bucket=BUCKET)
     stop = threading.Event()
     joiner = threading.Thread(target=join_when_the_network_exists, args=(engine, s3, stop))
     joiner.start()
@@ -213,8 +215,8 @@ def replicas_stack(
     assert login.returncode == 0, login.stderr
     api = RegistryClient(f"https://{ENDPOINT}", auth=ACCOUNT, verify=str(live.ca_file))
     yield ReplicasStack(live, api, docker_config, [])
+    remove_s3(engine)  # first: attached to the stack's network, it would keep the network from going
     realizer.down(STACK_FILE, volumes=True, client=engine)
-    remove_s3(engine)
     for image in engine.images.list(filters={"label": f"{LIVE_STACK_LABEL}=replicas"}):
         with contextlib.suppress(DockerException):
             engine.images.remove(image.id, force=True)

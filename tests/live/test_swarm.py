@@ -1,7 +1,7 @@
 """The stack as Swarm services (tests/live/stacks/swarm.yaml) on a single-node Swarm made on the test engine.
 
 The engine is left as found: the test inits a Swarm only when the engine is not in one, and leaves it after.
-The S3 store is moto (a plain container joined to the stack's attachable overlay network as s3.swarm.test).
+The S3 store is moto (a plain container joined to the stack's attachable overlay network as s3-swarm).
 This kernel has no IPVS, so the stack runs as it is built to: dnsrr endpoints and a host-mode proxy port.
 """
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.live
 STACK_FILE = STACKS_DIR / "swarm.yaml"
 NETWORK = "private-registry-swarm-net"
 REGISTRY_SERVICE = "private-registry-swarm-registry"
-S3_NAME = "s3.swarm.test"
+S3_NAME = "s3-swarm"  # no dots: moto reads a dotted Host as <bucket>.<endpoint>
 S3_CONTAINER = "private-registry-swarm-s3"
 S3_PORT = 18590
 BUCKET = "swarm-registry"
@@ -100,8 +100,8 @@ def swarm_stack(
 ) -> Iterator[tuple[LiveStack, RegistryClient, Path]]:
     tmp = tmp_path_factory.mktemp("swarm")
     with single_node_swarm(engine):
+        remove_s3(engine)  # first: attached to the stack's network, it would keep the network from going
         realizer.down(STACK_FILE, volumes=True, client=engine)
-        remove_s3(engine)
         s3 = engine.containers.run(
             "private-registry-test/moto:5",
             name=S3_CONTAINER,
@@ -127,8 +127,8 @@ def swarm_stack(
         try:
             yield live, api, tmp
         finally:
-            realizer.down(STACK_FILE, volumes=True, client=engine)
             remove_s3(engine)
+            realizer.down(STACK_FILE, volumes=True, client=engine)
 
 
 def test_the_stack_runs_as_services_with_three_registry_tasks(
