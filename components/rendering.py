@@ -279,8 +279,9 @@ class RetentionRuleLine:
 
 def render_retention_rules(rules: tuple[RetentionRuleLine, ...]) -> str:
     """/etc/registry-maintenance/retention.rules: one rule a line, `keepLast repositoryGlobs tagGlobs`, the
-    globs comma-separated, `-` for none (globs have no spaces or commas: the config refuses them)."""
-    lines = []
+    globs comma-separated, `-` for none (globs have no spaces or commas: the config refuses them), after a
+    header comment (never an empty file: a Swarm config cannot be empty)."""
+    lines = ["# keepLast repositoryGlobs tagGlobs (rendered by private-registry from gc.retention.rules)\n"]
     for rule in rules:
         keep_last = "-" if rule.keep_last is None else str(rule.keep_last)
         keep_tags = ",".join(rule.keep_tags) or "-"

@@ -248,6 +248,7 @@ collect() {
 rule_for() {
     [ -f "$RULES" ] || return 1
     while read -r keep_last repositories keep_tags; do
+        case "$keep_last" in "#"* | "") continue ;; esac # the header, a blank line
         set -f
         old_ifs=$IFS
         IFS=,
@@ -288,7 +289,7 @@ matches_any() { # tag globs
 }
 
 retention() {
-    if [ ! -s "$RULES" ]; then
+    if ! grep -q '^[^#]' "$RULES" 2>/dev/null; then
         log "retention: no rules"
         return 0
     fi

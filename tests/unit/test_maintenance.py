@@ -473,8 +473,10 @@ def test_retention_rules_file_format() -> None:
         RetentionRuleLine(repositories=("scratch/*",), keep_last=0, keep_tags=()),
         RetentionRuleLine(repositories=("*",), keep_last=None, keep_tags=("release-[0-9]*",)),
     )
-    assert render_retention_rules(rules) == "5 team/*,ci/* v*,latest\n0 scratch/* -\n- * release-[0-9]*\n"
-    assert render_retention_rules(()) == ""
+    header = "# keepLast repositoryGlobs tagGlobs (rendered by private-registry from gc.retention.rules)\n"
+    assert render_retention_rules(rules) == header + "5 team/*,ci/* v*,latest\n0 scratch/* -\n- * release-[0-9]*\n"
+    # Never empty (a Swarm config cannot be): no rules is the header alone, which the script reads as none.
+    assert render_retention_rules(()) == header
 
 
 def test_registry_config_has_no_blob_descriptor_cache() -> None:
