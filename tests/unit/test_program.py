@@ -581,8 +581,10 @@ def test_project_file_declares_the_scalar_keys_with_the_code_defaults() -> None:
                 "registryPort": "registry_port",
                 "uiPort": "ui_port",
                 "metricsPort": "metrics_port",
+                "engine": "engine",
             }[key]
             value = getattr(defaults, attribute)
+            value = value.value if hasattr(value, "value") else value  # an enum: its config spelling
             assert (list(value) if isinstance(value, tuple) else value) == schema["default"], key
 
 
