@@ -477,7 +477,13 @@ def provider_client(settings: dict[str, Any]) -> docker.DockerClient:
     if tls is None and host.startswith("ssh://"):
         client = _ssh_client(host, settings.get("sshOpts") or [], None if check else "1.41")
     else:  # sshOpts only matter to ssh:// hosts (connhelper ignores them otherwise)
-        client = docker.DockerClient(base_url=host, tls=tls or False, timeout=300, version=None if check else "1.41")
+        # The API version is fixed before the first request: requests (docker-py's transport) would otherwise let
+        # REQUESTS_CA_BUNDLE replace the provider's CA for that request (psf/requests #3829); the Go provider
+        # verifies against its CA alone, so the environment is not trusted here.
+        client = docker.DockerClient(base_url=host, tls=tls or False, timeout=300, version="1.41")
+        client.api.trust_env = False
+        if check:
+            client.api._version = client.api._retrieve_server_version()
     if check:
         client.ping()
     return client

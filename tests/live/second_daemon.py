@@ -45,7 +45,8 @@ def _remove_leftovers() -> None:
 
 
 @contextlib.contextmanager
-def second_daemon(daemon_json: dict[str, Any]) -> Iterator[SecondDaemon]:
+def second_daemon(daemon_json: dict[str, Any], extra_args: tuple[str, ...] = ()) -> Iterator[SecondDaemon]:
+    """`extra_args` are more dockerd flags (e.g. another --host: daemon.json cannot repeat a flag's setting)."""
     _remove_leftovers()
     ROOT.mkdir(parents=True)
     (ROOT / "daemon.json").write_text(json.dumps(daemon_json))
@@ -58,7 +59,7 @@ def second_daemon(daemon_json: dict[str, Any]) -> Iterator[SecondDaemon]:
         [
             "dockerd", "--host", f"unix://{socket}", "--data-root", str(ROOT / "data"),
             "--exec-root", str(ROOT / "exec"), "--pidfile", str(ROOT / "dockerd.pid"), "--bridge", BRIDGE,
-            "--iptables=false", "--ip-masq=false", "--config-file", str(ROOT / "daemon.json"),
+            "--iptables=false", "--ip-masq=false", "--config-file", str(ROOT / "daemon.json"), *extra_args,
         ],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
