@@ -6,12 +6,10 @@ containers-registries.conf mirror entry."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import hashlib
 import ipaddress
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +22,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from docker.errors import DockerException, NotFound
 
 from harness import realizer
+from harness.attached import joining, remove_attached
 from harness.clients import run, wait_until
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import RegistryClient
@@ -149,32 +147,6 @@ class MirrorsStack:
         return self.live.container(f"mirror-{name}")
 
 
-def remove_upstream(client: docker.DockerClient) -> None:
-    try:
-        container = client.containers.get(UPSTREAM_CONTAINER)
-    except NotFound:
-        return
-    for network in container.attrs["NetworkSettings"]["Networks"]:
-        if network != "bridge":
-            with contextlib.suppress(DockerException):
-                client.networks.get(network).disconnect(container, force=True)
-    container.remove(force=True)
-
-
-def connect_upstream_when_the_network_exists(
-    client: docker.DockerClient, upstream: docker.models.containers.Container, network: str, stop: threading.Event
-) -> None:
-    """The stack's network exists from the start of `up`, the mirrors a few seconds later: join it as soon as it
-    appears, so the mirrors find their upstream when they start (registry 2.8 will not start without it)."""
-    deadline = time.monotonic() + 300
-    while not stop.is_set() and time.monotonic() < deadline:
-        found = client.networks.list(names=[network])
-        if found:
-            found[0].connect(upstream, aliases=[UPSTREAM_NAME])
-            return
-        time.sleep(0.1)
-
-
 def seed_upstream(engine: docker.DockerClient, tmp: Path, upstream_ca: Path) -> dict[str, str]:
     """Two-layer images from scratch pushed to the upstream (skopeo from the engine's images, verified TLS);
     returns reference -> manifest digest."""
@@ -202,7 +174,7 @@ def mirrors_stack(
     ca_pem = make_ca_and_certificate(tmp / "upstream")
     config_file = stack_file(tmp, ca_pem)
     realizer.down(config_file, volumes=True, client=engine)
-    remove_upstream(engine)
+    remove_attached(engine, UPSTREAM_CONTAINER)
     upstream = engine.containers.run(
         "private-registry-test/registry:2.8.2",
         ["/certs/config.yml"],
@@ -216,22 +188,13 @@ def mirrors_stack(
                            f"https://127.0.0.1:{UPSTREAM_SEED_PORT}/v2/", check=False).returncode == 0,
                30, "the upstream answers")  # fmt: skip
     digests = seed_upstream(engine, tmp, tmp / "upstream" / "trust" / "ca.crt")
-    stop = threading.Event()
-    joiner = threading.Thread(
-        target=connect_upstream_when_the_network_exists,
-        args=(engine, upstream, "private-registry-mirrors-net", stop),
-    )
-    joiner.start()
-    try:
+    with joining(engine, upstream, "private-registry-mirrors-net", [UPSTREAM_NAME]):
         live = bring_up(config_file, engine, tmp)
-    finally:
-        stop.set()
-        joiner.join(timeout=30)
     certs = tmp / "certs"
     certs.mkdir()
     (certs / "ca.crt").write_text(live.outputs["caCertPem"])
     yield MirrorsStack(live, upstream, tmp / "upstream" / "ca.crt", certs, tmp), digests
-    remove_upstream(engine)
+    remove_attached(engine, UPSTREAM_CONTAINER)
     realizer.down(config_file, volumes=True, client=engine)
     for image in engine.images.list(filters={"label": f"{LIVE_STACK_LABEL}=mirrors"}):
         engine.images.remove(image.id, force=True)

@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +24,10 @@ import boto3  # type: ignore[import-untyped]
 import docker
 import pytest
 import requests
-from docker.errors import DockerException, NotFound
+from docker.errors import DockerException
 
 from harness import realizer
+from harness.attached import joining, remove_attached
 from harness.clients import docker_login, run, wait_until
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import RegistryClient, sha256_digest
@@ -69,30 +69,6 @@ class ReplicasStack:
             lines = self.replica(role).logs(since=int(since)).decode(errors="replace").splitlines()
             found[role] = [line for line in lines if 'msg="response completed"' in line and pattern in line]
         return found
-
-
-def remove_s3(client: docker.DockerClient) -> None:
-    with contextlib.suppress(NotFound):
-        container = client.containers.get(S3_CONTAINER)
-        for network in container.attrs["NetworkSettings"]["Networks"]:
-            if network != "bridge":
-                with contextlib.suppress(DockerException):
-                    client.networks.get(network).disconnect(container, force=True)
-        container.remove(force=True)
-
-
-def join_when_the_network_exists(
-    client: docker.DockerClient, container: docker.models.containers.Container, stop: threading.Event
-) -> None:
-    """The stack's network exists from the start of `up`, the registries a few seconds later: join it then, so
-    the replicas find the store when they start."""
-    deadline = time.monotonic() + 300
-    while not stop.is_set() and time.monotonic() < deadline:
-        found = client.networks.list(names=[NETWORK])
-        if found:
-            found[0].connect(container, aliases=[S3_NAME])
-            return
-        time.sleep(0.1)
 
 
 def s3_client() -> Any:
@@ -186,7 +162,9 @@ def replicas_stack(
     engine: docker.DockerClient, test_images: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ReplicasStack]:
     tmp = tmp_path_factory.mktemp("replicas")
-    remove_s3(engine)  # first: attached to the stack's network, it would keep the network from going
+    remove_attached(
+        engine, S3_CONTAINER
+    )  # first: attached to the stack's network, it would keep the network from going
     realizer.down(STACK_FILE, volumes=True, client=engine)
     s3 = engine.containers.run(
         S3_IMAGE,
@@ -201,21 +179,17 @@ def replicas_stack(
         "moto answers",
     )
     s3_client().create_bucket(Bucket=BUCKET)
-    stop = threading.Event()
-    joiner = threading.Thread(target=join_when_the_network_exists, args=(engine, s3, stop))
-    joiner.start()
-    try:
+    with joining(engine, s3, NETWORK, [S3_NAME]):
         live = bring_up(STACK_FILE, engine, tmp)
-    finally:
-        stop.set()
-        joiner.join(timeout=30)
     docker_config = tmp / "docker-config"
     docker_config.mkdir()
     login = docker_login(ENDPOINT, *ACCOUNT, docker_config)
     assert login.returncode == 0, login.stderr
     api = RegistryClient(f"https://{ENDPOINT}", auth=ACCOUNT, verify=str(live.ca_file))
     yield ReplicasStack(live, api, docker_config, [])
-    remove_s3(engine)  # first: attached to the stack's network, it would keep the network from going
+    remove_attached(
+        engine, S3_CONTAINER
+    )  # first: attached to the stack's network, it would keep the network from going
     realizer.down(STACK_FILE, volumes=True, client=engine)
     for image in engine.images.list(filters={"label": f"{LIVE_STACK_LABEL}=replicas"}):
         with contextlib.suppress(DockerException):

@@ -20,9 +20,10 @@ import docker
 import pytest
 import requests
 import yaml
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError
 
 from harness import realizer
+from harness.attached import joining, remove_attached
 from harness.clients import run, wait_until
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import RegistryClient, sha256_digest
@@ -39,28 +40,6 @@ S3_PORT = 18590
 BUCKET = "swarm-registry"
 ACCOUNT = ("ops", "swarm-stack-password-0123")
 MIB = 1024 * 1024
-
-
-def remove_s3(client: docker.DockerClient) -> None:
-    with contextlib.suppress(NotFound):
-        container = client.containers.get(S3_CONTAINER)
-        for network in container.attrs["NetworkSettings"]["Networks"]:
-            if network != "bridge":
-                with contextlib.suppress(DockerException):
-                    client.networks.get(network).disconnect(container, force=True)
-        container.remove(force=True)
-
-
-def join_when_the_network_exists(
-    client: docker.DockerClient, container: docker.models.containers.Container, stop: threading.Event
-) -> None:
-    deadline = time.monotonic() + 300
-    while not stop.is_set() and time.monotonic() < deadline:
-        found = client.networks.list(names=[NETWORK])
-        if found:
-            found[0].connect(container, aliases=[S3_NAME])
-            return
-        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -100,7 +79,9 @@ def swarm_stack(
 ) -> Iterator[tuple[LiveStack, RegistryClient, Path]]:
     tmp = tmp_path_factory.mktemp("swarm")
     with single_node_swarm(engine):
-        remove_s3(engine)  # first: attached to the stack's network, it would keep the network from going
+        remove_attached(
+            engine, S3_CONTAINER
+        )  # first: attached to the stack's network, it would keep the network from going
         realizer.down(STACK_FILE, volumes=True, client=engine)
         s3 = engine.containers.run(
             "private-registry-test/moto:5",
@@ -115,19 +96,13 @@ def swarm_stack(
             "moto answers",
         )
         requests.put(f"http://127.0.0.1:{S3_PORT}/{BUCKET}", timeout=30).raise_for_status()
-        stop = threading.Event()
-        joiner = threading.Thread(target=join_when_the_network_exists, args=(engine, s3, stop))
-        joiner.start()
-        try:
+        with joining(engine, s3, NETWORK, [S3_NAME]):
             live = bring_up(STACK_FILE, engine, tmp)
-        finally:
-            stop.set()
-            joiner.join(timeout=30)
         api = RegistryClient(f"https://127.0.0.1:{live.https_port}", auth=ACCOUNT, verify=str(live.ca_file))
         try:
             yield live, api, tmp
         finally:
-            remove_s3(engine)
+            remove_attached(engine, S3_CONTAINER)
             realizer.down(STACK_FILE, volumes=True, client=engine)
 
 
