@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -40,10 +39,11 @@ from typing import Any
 import docker
 import httpx
 import yaml
-from docker.errors import DockerException, NotFound
+from docker.errors import NotFound
 
 from bench.run import MB, NGINX_IMAGE, REGISTRY_IMAGE, Target, _load, _wait_for
 from harness import realizer
+from harness.attached import joining, remove_attached
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import MANIFEST_V2
 
@@ -140,12 +140,7 @@ def remove_moto(client: docker.DockerClient) -> None:
     with contextlib.suppress(NotFound):
         found.append(client.containers.get(MOTO_CONTAINER))
     for container in {c.id: c for c in found}.values():
-        for network in container.attrs["NetworkSettings"]["Networks"]:
-            if network != "bridge":
-                with contextlib.suppress(DockerException):
-                    client.networks.get(network).disconnect(container, force=True)
-        with contextlib.suppress(NotFound):
-            container.remove(force=True)
+        remove_attached(client, container.id)
 
 
 def tear_down(client: docker.DockerClient, stack_files: list[Path]) -> None:
@@ -173,33 +168,13 @@ def start_moto(client: docker.DockerClient) -> Any:
             time.sleep(0.5)
 
 
-def _join_when_the_network_exists(
-    client: docker.DockerClient, container: Any, network: str, stop: threading.Event
-) -> None:
-    """The stack's network exists from the start of `up`, the registries a few seconds later: join it then, so
-    the replicas find the store when they start."""
-    deadline = time.monotonic() + 300
-    while not stop.is_set() and time.monotonic() < deadline:
-        found = client.networks.list(names=[network])
-        if found:
-            found[0].connect(container, aliases=[MOTO_ALIAS])
-            return
-        time.sleep(0.1)
-
-
 def bring_up(
     client: docker.DockerClient, moto: Any, variant: Variant, stack_file: Path, workdir: Path
 ) -> tuple[Path, list[str]]:
     """The variant's bucket and stack; returns its CA file and the program's warnings."""
     httpx.put(f"http://127.0.0.1:{MOTO_PORT}/{variant.bucket}", timeout=30).raise_for_status()
-    stop = threading.Event()
-    joiner = threading.Thread(target=_join_when_the_network_exists, args=(client, moto, variant.network, stop))
-    joiner.start()
-    try:
+    with joining(client, moto, variant.network, [MOTO_ALIAS]):
         result = realizer.up(stack_file, client)
-    finally:
-        stop.set()
-        joiner.join(timeout=30)
     ca = workdir / f"{variant.stack}-ca.crt"
     ca.write_text(result.outputs["caCertPem"])
     _wait_for(f"{variant.base}/v2/", ca)
