@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -31,13 +31,16 @@ class StackScope:
     def docker_name(self, role: str) -> str:
         return f"{self.prefix}-{role}"
 
-    def labels(self, label_args: Callable[..., LabelT], component: str) -> list[LabelT]:
+    def labels(
+        self, label_args: Callable[..., LabelT], component: str, extra: Mapping[str, str] | None = None
+    ) -> list[LabelT]:
         """Docker labels in the provider's `{label, value}` list form (`label_args` is the resource's own
-        `*LabelArgs` class), sorted so the inputs are stable."""
+        `*LabelArgs` class), sorted so the inputs are stable; `extra` names more under the same prefix."""
         values = {
             f"{LABEL_PREFIX}.project": self.project,
             f"{LABEL_PREFIX}.stack": self.stack,
             f"{LABEL_PREFIX}.component": component,
+            **{f"{LABEL_PREFIX}.{key}": value for key, value in (extra or {}).items()},
         }
         return [label_args(label=key, value=value) for key, value in sorted(values.items())]
 
@@ -124,6 +127,8 @@ class HardenedContainerArgs:
     """Tasks of the service on a Swarm (on one host, one container per replica is declared by the caller)."""
     swarm_constraints: tuple[str, ...] = ()
     """Placement constraints of the service on a Swarm."""
+    extra_labels: Mapping[str, str] | None = None
+    """More labels (`org.private-registry.<key>`), e.g. the registry's storage driver when it is not a volume."""
     swarm_update_order: str = "start-first"
     """`start-first` (the new task healthy before the old stops) or `stop-first` (a host-mode port, a
     singleton)."""
@@ -175,7 +180,7 @@ def hardened_container(name: str, args: HardenedContainerArgs, parent: pulumi.Re
             if port.external
         ],
         stop_signal=args.stop_signal,
-        labels=placement.scope.labels(docker.ContainerLabelArgs, args.role),
+        labels=placement.scope.labels(docker.ContainerLabelArgs, args.role, args.extra_labels),
         security_opts=["no-new-privileges:true"],
         capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(hardening.capabilities)),
         memory=hardening.memory_mib,

@@ -156,6 +156,8 @@ class Registry(pulumi.ComponentResource):
                     else (),
                     previous_name=args.previous_name if replica == 1 else None,
                     secret_files=frozenset({config_path, HTPASSWD_PATH}),
+                    # Only off the volume: a label added to every stack would replace every registry container.
+                    extra_labels={"storage": args.storage.driver.value} if args.storage.is_s3 else None,
                     swarm_replicas=settings.replicas,
                     swarm_constraints=args.placement.swarm.registry_constraints if args.placement.swarm else (),
                 ),

@@ -114,7 +114,7 @@ def hardened_service(name: str, args: HardenedContainerArgs, parent: pulumi.Reso
     assert swarm is not None, "hardened_service is for a Swarm placement"
     hardening = args.hardening
     docker_name = placement.scope.docker_name(args.role)
-    labels = placement.scope.labels(docker.ServiceLabelArgs, args.role)
+    labels = placement.scope.labels(docker.ServiceLabelArgs, args.role, args.extra_labels)
     files = tuple(
         ServiceFile(
             path=str(upload.file),
@@ -147,7 +147,9 @@ def hardened_service(name: str, args: HardenedContainerArgs, parent: pulumi.Reso
                 args=list(args.command) or None,
                 env=dict(env.split("=", 1) for env in args.envs) or None,
                 user=hardening.user,
-                labels=placement.scope.labels(docker.ServiceTaskSpecContainerSpecLabelArgs, args.role),
+                labels=placement.scope.labels(
+                    docker.ServiceTaskSpecContainerSpecLabelArgs, args.role, args.extra_labels
+                ),
                 mounts=mounts or None,
                 configs=configs or None,
                 secrets=secrets or None,

@@ -37,6 +37,8 @@ LOCALLY_SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"
 
 # Facts of the program (components/), repeated because the pack cannot import it.
 COMPONENT_LABEL = "org.private-registry.component"
+# Set on registry containers whose data is not on a volume (storage.driver s3).
+STORAGE_LABEL = "org.private-registry.storage"
 """Docker label naming each container's role: registry, ui or proxy (components/docker_common.py)."""
 REGISTRY_PORT = 5000
 """The registry's own plain-HTTP port inside its container (components/rendering.py)."""
@@ -270,7 +272,10 @@ def _ports_without_accounts(args: StackValidationArgs, report_violation: ReportV
     containers = [r for r in args.resources if r.resource_type == CONTAINER]
     registries = [r for r in containers if _role(r.props) == "registry"]
     if not registries:
-        args.not_applicable("no registry container (label org.private-registry.component=registry) in this stack")
+        args.not_applicable(
+            "no registry container keeping its data on the Docker host (label org.private-registry.component="
+            "registry, without org.private-registry.storage: s3 keeps it in a bucket) in this stack"
+        )
     if all(HTPASSWD_PATH in _upload_files(r.props) for r in registries):
         return
     for container in containers:
@@ -512,9 +517,16 @@ DATA_VOLUME = "registry-data-on-named-volume"
 
 
 def _data_volume(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    registries = [r for r in args.resources if r.resource_type == CONTAINER and _role(r.props) == "registry"]
+    registries = [
+        r
+        for r in args.resources
+        if r.resource_type == CONTAINER and _role(r.props) == "registry" and _label(r.props, STORAGE_LABEL) is None
+    ]
     if not registries:
-        args.not_applicable("no registry container (label org.private-registry.component=registry) in this stack")
+        args.not_applicable(
+            "no registry container keeping its data on the Docker host (label org.private-registry.component="
+            "registry, without org.private-registry.storage: s3 keeps it in a bucket) in this stack"
+        )
     declared = {str(r.props.get("name")) for r in args.resources if r.resource_type == VOLUME}
     for registry in registries:
         mounts = [v for v in _items(registry.props.get("volumes")) if v.get("containerPath") == REGISTRY_DATA_DIR]

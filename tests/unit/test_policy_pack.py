@@ -154,6 +154,13 @@ def test_the_analyzer_protocol_carries_no_retain_on_delete() -> None:
         pytest.param({"registryPort": 5000, "uiPort": 8080}, id="plain ports on loopback"),
         pytest.param({"tls": {"profile": "modern"}, "ui": {"flavor": "none"}}, id="modern, no UI"),
         pytest.param({"tls": {"keyAlgorithm": "RSA", "certValidityDays": 366}}, id="RSA, 366 days"),
+        pytest.param(
+            {
+                "storage": {"driver": "s3", "bucket": "team-registry", "accessKey": "AKIA", "secretKey": "s3-secret"},
+                "registry": {"replicas": 3},
+            },
+            id="three replicas on S3",
+        ),
     ],
 )
 def test_a_good_stack_has_no_violation(analyzer: PolicyAnalyzer, stack: Run, config: dict[str, Any]) -> None:

@@ -350,3 +350,13 @@ def test_one_registry_keeps_its_site_without_failover(run: Run) -> None:
     site = proxy_site(run())
     assert "proxy_next_upstream" not in site and "/registry/replicas/" not in site
     assert "set $registry_metrics_upstream http://registry:5001;" in site
+
+
+def test_only_a_registry_off_the_volume_is_labelled_with_its_storage(replicated: ProgramRun, run: Run) -> None:
+    def labels(result: ProgramRun) -> dict[str, str]:
+        inputs = plain(result.named("registry-distribution-container").inputs)
+        return {item["label"]: item["value"] for item in inputs["labels"]}
+
+    assert labels(replicated)["org.private-registry.storage"] == "s3"
+    # A stack on the volume keeps exactly its labels (a new label would replace its registry container).
+    assert "org.private-registry.storage" not in labels(run())
