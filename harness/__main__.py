@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"+ {key}", file=sys.stderr)
         for rename in result.renamed:
             print(f"~ {rename}", file=sys.stderr)
+        for key in result.updated:
+            print(f"~ {key} (updated in place)", file=sys.stderr)
         for key in result.replaced:
             print(f"+- {key}", file=sys.stderr)
         for key in result.deleted:
