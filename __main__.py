@@ -10,9 +10,13 @@ from components.docker_common import StackScope
 from components.docker_host import docker_provider
 from components.private_registry import PrivateRegistry, PrivateRegistryArgs
 from components.pulumi_config import read_raw_config, stack_secrets, warn_about
+from components.swarm_service import check_swarm_names
 
+scope = StackScope(project=pulumi.get_project(), stack=pulumi.get_stack())
 try:
     settings = load_settings(read_raw_config(NAMESPACE))
+    if settings.is_swarm:
+        check_swarm_names(scope)
 except ConfigError as error:
     # RunError: Pulumi prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
@@ -29,7 +33,7 @@ registry = PrivateRegistry(
     PrivateRegistryArgs(
         settings=settings,
         secrets=stack_secrets(settings),
-        scope=StackScope(project=pulumi.get_project(), stack=pulumi.get_stack()),
+        scope=scope,
     ),
     opts=opts,
 )

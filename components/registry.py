@@ -9,6 +9,7 @@ import pulumi_docker as docker
 
 from components.config import RegistrySettings, StorageSettings
 from components.docker_common import (
+    STOP_GRACE_SECONDS,
     ContainerPlacement,
     HardenedContainerArgs,
     Hardening,
@@ -216,7 +217,9 @@ def _config_yml(args: RegistryArgs, http_secret: pulumi.Output[str]) -> pulumi.O
                     access_key=storage.access_key,
                     secret_key=s3_secret_key or None,
                     root_directory=storage.root_directory,
-                    force_path_style=storage.force_path_style,
+                    force_path_style=storage.force_path_style
+                    if storage.force_path_style is not None
+                    else storage.region_endpoint is not None,
                     secure=storage.secure,
                     redirect=storage.redirect,
                     chunk_size_bytes=storage.chunk_size_mib * 1024 * 1024,
@@ -227,7 +230,19 @@ def _config_yml(args: RegistryArgs, http_secret: pulumi.Output[str]) -> pulumi.O
                 if redis is not None
                 else None,
                 major_version=registry_major_version(settings.image),
+                drain_timeout_seconds=_drain_timeout(args),
             )
         )
 
     return secrets.apply(render)
+
+
+def _drain_timeout(args: RegistryArgs) -> int | None:
+    """Replicas stop gracefully: a replica being replaced or scaled away finishes its requests (nginx cannot
+    retry one whose answer has begun) within the stop grace period, less 2 s for the process to exit. None for
+    a single registry on one host, whose config stays as it was."""
+    swarm = args.placement.swarm
+    if swarm is None and args.settings.replicas == 1:
+        return None
+    grace = swarm.stop_grace_seconds if swarm is not None else STOP_GRACE_SECONDS
+    return max(1, grace - 2)

@@ -93,6 +93,9 @@ class RegistryConfig:
     """The blob descriptor cache in Redis (shared by replicas); None: no cache (see render_registry_config)."""
     major_version: int = 2
     """The registry's major version: 2.x and 3.x spell the s3 and redis sections differently."""
+    drain_timeout_seconds: int | None = None
+    """http.draintimeout: on SIGTERM, finish requests under way for up to this long (replicas being replaced);
+    None: stop at once (the registry's default)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ def render_registry_config(config: RegistryConfig) -> str:
             # Fixed, not random per start: an upload interrupted by a restart can resume.
             "secret": config.http_secret,
             "headers": {"X-Content-Type-Options": ["nosniff"]},
+            **({"draintimeout": f"{config.drain_timeout_seconds}s"} if config.drain_timeout_seconds else {}),
             # On the stack's network only (the port is never published): metrics for Prometheus, and
             # /debug/health, which names the failing health check when the main port answers 503.
             "debug": {

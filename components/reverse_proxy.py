@@ -74,11 +74,11 @@ class ReverseProxyArgs:
     registry_upstream: str
     """host:port of the registry's API."""
     registry_metrics_upstream: str
+    """host:port of the registry's debug server (its /metrics)."""
     registry_replica_metrics_upstreams: tuple[str, ...]
     """The debug servers of registry replicas 2..N of one host (empty: one registry, or a Swarm service)."""
     registry_replicas: int
     """More than one: requests fail over between the replicas."""
-    """host:port of the registry's debug server (its /metrics)."""
     ui_upstream: str | None
     certificate_pem: pulumi.Input[str]
     certificate_key_pem: pulumi.Input[str]

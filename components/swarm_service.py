@@ -24,7 +24,8 @@ from typing import cast
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_common import HEALTHCHECK_INTERVAL, LOG_OPTIONS, HardenedContainerArgs
+from components.config import ConfigError
+from components.docker_common import HEALTHCHECK_INTERVAL, LOG_OPTIONS, HardenedContainerArgs, StackScope
 
 # Services that publish a host-mode port, or must never run twice at once, stop the old task first.
 START_FIRST = "start-first"
@@ -32,6 +33,24 @@ STOP_FIRST = "stop-first"
 # How long `pulumi up` waits for a service to converge (every task running and healthy).
 CONVERGE_TIMEOUT = "5m"
 _NAME_PART = re.compile(r"[^a-z0-9]+")
+# What swarmkit accepts as a service (and network) name: letters and digits, inner `-` or `_`, at most 63.
+_SWARM_NAME = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
+SWARM_NAME_MAX = 63
+
+
+SWARM_ROLES = ("net", "registry", "redis", "ui", "proxy", "maintenance")
+
+
+def check_swarm_names(scope: StackScope) -> None:
+    """Raise ConfigError naming the first Docker name of the stack a Swarm would refuse (a stack name with
+    dots, or too long for `<project>-<stack>-maintenance`)."""
+    for name in (scope.docker_name(role) for role in SWARM_ROLES):
+        if len(name) > SWARM_NAME_MAX or not _SWARM_NAME.match(name):
+            raise ConfigError(
+                f"engine 'swarm': the name {name!r} (project-stack-role) is not a valid Swarm service or network "
+                f"name: letters and digits with inner '-' or '_', at most {SWARM_NAME_MAX} characters; choose a "
+                "shorter stack name without dots"
+            )
 
 
 @dataclass(frozen=True)
@@ -102,8 +121,11 @@ def service_files(
 
 
 def update_config(order: str) -> dict[str, object]:
-    """One task at a time; a new task that does not get healthy within `monitor` rolls the update back."""
-    return {"parallelism": 1, "delay": "5s", "order": order, "failure_action": "rollback", "monitor": "20s"}
+    """One task at a time; a new task that does not get healthy within `monitor` pauses the update (the tasks not
+    yet replaced keep serving, and the provider fails `pulumi up` with Swarm's message). Not `rollback`: the
+    previous spec names the configs and secrets of the previous content, which Pulumi deletes once the service
+    is updated, so rolled-back tasks could not start."""
+    return {"parallelism": 1, "delay": "5s", "order": order, "failure_action": "pause", "monitor": "20s"}
 
 
 def hardened_service(name: str, args: HardenedContainerArgs, parent: pulumi.Resource) -> docker.Service:
@@ -134,7 +156,8 @@ def hardened_service(name: str, args: HardenedContainerArgs, parent: pulumi.Reso
         )
         for volume in args.volumes
     ]
-    order = args.swarm_update_order
+    # A host-mode port is held by the old task until it stops: a new task on the same node could not start.
+    order = STOP_FIRST if any(port.external for port in args.ports) else args.swarm_update_order
     update = update_config(order)
     return docker.Service(
         f"{name}-service",
@@ -189,8 +212,7 @@ def hardened_service(name: str, args: HardenedContainerArgs, parent: pulumi.Reso
             or None,
         ),
         update_config=docker.ServiceUpdateConfigArgs(**update),  # type: ignore[arg-type]
-        # A failed rollback pauses (the provider takes pause or continue there).
-        rollback_config=docker.ServiceRollbackConfigArgs(**{**update, "failure_action": "pause"}),  # type: ignore[arg-type]
+        rollback_config=docker.ServiceRollbackConfigArgs(**update),  # type: ignore[arg-type]
         converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=CONVERGE_TIMEOUT),
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -10,8 +10,9 @@
 # A run pauses writes first: while flag files named after the current 100-second span exist in the volume
 # shared with nginx, nginx answers every write request 503 (retryable); pulls go on. The flags are renewed
 # every 20 s and name only the current and the next span, so writes come back by themselves at most 200 s
-# after a run that was killed. The blob descriptor cache is off in the registry's config, so after a
-# collection the registry answers from the disk, never from a stale cache (distribution #1803).
+# after a run that was killed. A single registry runs without a blob descriptor cache, so after a collection
+# it answers from the disk, never from a stale cache (distribution #1803); replicas share a Redis cache, which
+# the run empties after the collection (flush_cache).
 set -eu
 
 # shellcheck source=/dev/null

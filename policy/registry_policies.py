@@ -37,9 +37,9 @@ LOCALLY_SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"
 
 # Facts of the program (components/), repeated because the pack cannot import it.
 COMPONENT_LABEL = "org.private-registry.component"
-# Set on registry containers whose data is not on a volume (storage.driver s3).
-STORAGE_LABEL = "org.private-registry.storage"
 """Docker label naming each container's role: registry, ui or proxy (components/docker_common.py)."""
+STORAGE_LABEL = "org.private-registry.storage"
+"""Set on registry containers whose data is not on a volume: `s3` (components/registry.py)."""
 REGISTRY_PORT = 5000
 """The registry's own plain-HTTP port inside its container (components/rendering.py)."""
 HTPASSWD_PATH = "/auth/htpasswd"
@@ -272,10 +272,7 @@ def _ports_without_accounts(args: StackValidationArgs, report_violation: ReportV
     containers = [r for r in args.resources if r.resource_type == CONTAINER]
     registries = [r for r in containers if _role(r.props) == "registry"]
     if not registries:
-        args.not_applicable(
-            "no registry container keeping its data on the Docker host (label org.private-registry.component="
-            "registry, without org.private-registry.storage: s3 keeps it in a bucket) in this stack"
-        )
+        args.not_applicable("no registry container (label org.private-registry.component=registry) in this stack")
     if all(HTPASSWD_PATH in _upload_files(r.props) for r in registries):
         return
     for container in containers:

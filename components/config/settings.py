@@ -172,6 +172,11 @@ class Settings(ConfigModel):
             raise ValueError(
                 "mirrors are not available with engine 'swarm' yet: each mirror's cache is a volume on one node"
             )
+        if self.ui_port:
+            raise ValueError(
+                "uiPort is set with engine 'swarm': the UI's port would follow its task to any node; reach the UI "
+                "through the proxy (uiUrl) instead"
+            )
 
     # ---- derived values used by several components ----
 

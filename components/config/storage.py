@@ -41,9 +41,10 @@ class StorageSettings(ConfigModel):
     """Secret access key (secret)."""
     root_directory: str = "/"
     """Prefix of the registry's objects in the bucket."""
-    force_path_style: StrictBool = False
-    """Path-style URLs (endpoint/bucket/key) instead of bucket.endpoint: what most S3-compatible stores need.
-    Registry 2.x always uses path style when regionEndpoint is set."""
+    force_path_style: StrictBool | None = None
+    """Path-style URLs (endpoint/bucket/key) instead of bucket.endpoint, which most S3-compatible stores need;
+    unset: path style exactly when regionEndpoint is set (what registry 2.x always does; registry 3.x's own
+    default is false, which breaks such stores after an upgrade, #4528). Registry 3 only reads the key."""
     secure: StrictBool = True
     """HTTPS to the store; false only for a store reached in clear on a private network."""
     redirect: StrictBool = False

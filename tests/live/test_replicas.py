@@ -317,6 +317,7 @@ def test_docker_pull_survives_a_replica_crashing_mid_pull(
             "the pull's downloads reach the replicas",
             every=0.2,
         )
+        assert pull.poll() is None, "the pull ended before a replica could crash: make the layers larger"
         crash(victim)
         output, _ = pull.communicate(timeout=600)
     finally:
@@ -325,6 +326,33 @@ def test_docker_pull_survives_a_replica_crashing_mid_pull(
     assert pull.returncode == 0, output
     assert engine.images.get(local).id == image_id
     wait_healthy(victim)
+
+
+def test_nginx_fails_over_for_a_client_that_never_retries(replicas_stack: ReplicasStack) -> None:
+    """Requests keep coming while a replica crashes and restarts; the client retries nothing, so every answer
+    that is not a 200 would count. nginx passes the dead replica over (its error log says so) until Docker's
+    DNS drops it."""
+    layer = os.urandom(MIB)
+    digest = replicas_stack.api.push_image("failover/app", "1", [layer])
+    replicas_stack.pushed.append(("failover/app", digest))
+    proxy = replicas_stack.replica("proxy")
+    since = time.time() - 1
+    victim = replicas_stack.replica("registry-2")
+    answers: list[int] = []
+    session = requests.Session()
+    base, verify = f"https://{ENDPOINT}", str(replicas_stack.live.ca_file)
+    for index in range(300):
+        if index == 20:
+            crash(victim)
+        response = session.get(
+            f"{base}/v2/failover/app/blobs/{sha256_digest(layer)}", auth=ACCOUNT, verify=verify, timeout=60
+        )
+        answers.append(response.status_code)
+        assert response.status_code != 200 or response.content == layer
+    wait_healthy(victim)
+    errors = proxy.logs(since=int(since), stdout=False, stderr=True).decode(errors="replace")
+    assert answers.count(200) == len(answers), [status for status in answers if status != 200]
+    assert "while connecting to upstream" in errors, "no replica was passed over: the crash went unseen"
 
 
 def test_with_redis_down_the_registry_keeps_serving(replicas_stack: ReplicasStack) -> None:

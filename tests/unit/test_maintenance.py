@@ -10,11 +10,14 @@ settings where the script sources /etc/registry-maintenance/settings.env and cut
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +36,7 @@ from components.rendering import (
     ProxyConfig,
     RegistryConfig,
     RetentionRuleLine,
+    render_cache_env,
     render_maintenance_settings,
     render_nginx_conf,
     render_registry_config,
@@ -44,6 +48,8 @@ pytestmark = pytest.mark.unit
 SCRIPT = TEMPLATES_DIR / "maintenance.sh"
 SETTINGS_SOURCE_LINE = ". /etc/registry-maintenance/settings.env\n"
 DISPATCHER = '\ncase "${1:-}" in\n'
+CACHE_CHECK_LINE = "if [ -f /etc/registry-maintenance/cache.env ]; then"
+CACHE_SOURCE_LINE = "    . /etc/registry-maintenance/cache.env\n"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 
@@ -797,3 +803,82 @@ def test_retention_deletes_what_the_rules_do_not_keep(tmp_path: Path, busybox_pa
     # Shared manifests are named as such in the log.
     assert any("tag team/app:old (its manifest sha256:" in line for line in lines), lines
     assert any("tag ci/build:b1 (its manifest sha256:" in line for line in lines), lines
+
+
+# ---- emptying the Redis cache after a collection (busybox nc against a fake Redis)
+
+
+class FakeRedis:
+    """A Redis that speaks just enough RESP: AUTH (one password), SELECT, FLUSHDB, QUIT; records the commands."""
+
+    def __init__(self, password: str | None) -> None:
+        self.password = password
+        self.commands: list[list[str]] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.server.settimeout(20)
+        with contextlib.suppress(OSError), self.server.accept()[0] as connection:
+            reader = connection.makefile("rb")
+            authenticated = self.password is None
+            while True:
+                header = reader.readline()
+                if not header.startswith(b"*"):
+                    return
+                words = []
+                for _ in range(int(header[1:])):
+                    length = int(reader.readline()[1:])
+                    words.append(reader.read(length + 2)[:-2].decode())
+                self.commands.append(words)
+                if words[0] == "AUTH":
+                    authenticated = words[1] == self.password
+                    connection.sendall(b"+OK\r\n" if authenticated else b"-WRONGPASS invalid password\r\n")
+                elif not authenticated:
+                    connection.sendall(b"-NOAUTH Authentication required.\r\n")
+                else:
+                    connection.sendall(b"+OK\r\n")
+                if words[0] == "QUIT":
+                    return
+
+
+def flush_cache_with(
+    busybox_path: str, cache_env: str, *, gc_dry_run: bool = False
+) -> subprocess.CompletedProcess[str]:
+    settings_env = render_maintenance_settings(maintenance_settings(gc_dry_run=gc_dry_run))
+    body = 'STATE=$(mktemp -d)\nflush_cache\necho "exit $?"\n'
+    program = script_program(settings_env, body)
+    # cache.env in place of sourcing it, as the settings are (each piece exactly once, or this tests another script)
+    assert program.count(CACHE_SOURCE_LINE) == 1 and program.count(CACHE_CHECK_LINE) == 1
+    program = program.replace(CACHE_CHECK_LINE, "if true; then").replace(CACHE_SOURCE_LINE, cache_env)
+    return run_busybox(program, busybox_path)
+
+
+@pytest.mark.parametrize("password", [None, "p@ss word $(x) `y` \\ '\""], ids=["no-password", "odd-password"])
+def test_flush_cache_empties_the_registrys_database(busybox_path: str, password: str | None) -> None:
+    redis = FakeRedis(password)
+    env = render_cache_env(f"127.0.0.1:{redis.port}", password, 3)
+    result = flush_cache_with(busybox_path, env)
+    redis.thread.join(timeout=20)
+    assert "exit 0" in result.stdout, result.stdout + result.stderr
+    assert f"Redis database 3 at 127.0.0.1:{redis.port} emptied" in result.stdout
+    expected = [["SELECT", "3"], ["FLUSHDB"], ["QUIT"]]
+    assert redis.commands == ([["AUTH", password]] if password else []) + expected
+
+
+def test_flush_cache_fails_loudly_with_a_wrong_password(busybox_path: str) -> None:
+    redis = FakeRedis("the-right-one")
+    result = flush_cache_with(busybox_path, render_cache_env(f"127.0.0.1:{redis.port}", "a-wrong-one", 0))
+    redis.thread.join(timeout=20)
+    # The run stops there (set -e): its status is the failure, and the log says why, without the password.
+    assert result.returncode == 1 and "FAILED: -WRONGPASS" in result.stdout, result.stdout
+    assert "a-wrong-one" not in result.stdout + result.stderr
+
+
+def test_flush_cache_leaves_redis_alone_on_a_dry_run_or_without_redis(busybox_path: str) -> None:
+    dry = flush_cache_with(busybox_path, render_cache_env("127.0.0.1:1", None, 0), gc_dry_run=True)
+    assert "exit 0" in dry.stdout and "dry run, Redis left as it is" in dry.stdout
+    none = flush_cache_with(busybox_path, render_cache_env(None, None, 0))
+    assert none.stdout.strip().endswith("exit 0") and "Redis" not in none.stdout

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
@@ -130,7 +131,7 @@ def test_the_registry_is_one_service_of_n_replicas_rolling_start_first(swarm: Pr
     assert registry["mode"] == {"replicated": {"replicas": 3}}
     assert registry["endpointSpec"] == {"mode": "dnsrr"}
     assert registry["updateConfig"] == {
-        "parallelism": 1, "delay": "5s", "order": "start-first", "failureAction": "rollback", "monitor": "20s"
+        "parallelism": 1, "delay": "5s", "order": "start-first", "failureAction": "pause", "monitor": "20s"
     }  # fmt: skip
     assert registry["convergeConfig"]["timeout"] == "5m"
     spec = registry["taskSpec"]
@@ -217,3 +218,63 @@ def test_a_docker_host_gets_an_explicit_provider_and_its_key_stays_secret(run: R
 def test_without_a_docker_host_there_is_no_explicit_provider(run: Run) -> None:
     result = run()
     assert not [r for r in result.registrations.values() if r.typ == "pulumi:providers:docker"]
+
+
+@pytest.mark.parametrize(
+    ("stack", "problem"),
+    [
+        pytest.param("prod.eu", "'private-registry-prod.eu-net'", id="a-dot"),
+        pytest.param("s" * 40, "at most 63 characters", id="too-long"),
+    ],
+)
+def test_a_stack_name_swarm_would_refuse_is_a_config_error(run: Run, stack: str, problem: str) -> None:
+    with pytest.raises(pulumi.RunError, match="engine 'swarm'") as caught:
+        run(stack=stack, **SWARM)
+    assert problem in str(caught.value)
+
+
+def test_the_ui_port_is_refused_on_swarm() -> None:
+    assert "uiPort is set with engine 'swarm'" in error_of(**SWARM, uiPort=8080)
+
+
+def test_replicas_finish_their_requests_when_stopped_a_single_registry_as_before(run: Run) -> None:
+    def drain(result: ProgramRun, secret_name: str | None = None) -> Any:
+        if secret_name is None:
+            inputs = plain(result.named("registry-distribution-container").inputs)
+            (config,) = [u for u in inputs["uploads"] if u["file"] == "/etc/docker/registry/config.yml"]
+            return yaml.safe_load(config["content"])["http"].get("draintimeout")
+        secret = next(
+            r
+            for r in result.registrations.values()
+            if r.typ == "docker:index/secret:Secret" and secret_name in plain(r.inputs)["name"]
+        )
+        return yaml.safe_load(base64.b64decode(plain(secret.inputs)["data"]))["http"].get("draintimeout")
+
+    assert drain(run()) is None
+    assert drain(run(storage=S3, registry={"replicas": 2})) == "8s"  # the 10 s stop grace, less 2 s to exit
+    assert drain(run(**SWARM, swarm={"stopGraceSeconds": 30}), "-registry-config-yml-") == "28s"
+
+
+def test_updates_pause_on_failure_and_host_ports_stop_first(swarm: ProgramRun) -> None:
+    for name, service in services(swarm).items():
+        assert service["updateConfig"]["failureAction"] == "pause", name
+        assert service["rollbackConfig"]["failureAction"] == "pause", name
+        if service["endpointSpec"].get("ports"):
+            assert service["updateConfig"]["order"] == "stop-first", name
+
+
+def test_path_style_follows_the_endpoint_unless_set(run: Run) -> None:
+    def s3_section(**storage: Any) -> dict[str, Any]:
+        result = run(registry={"image": "registry:3.0.0"}, storage={**S3, **storage})
+        inputs = plain(result.named("registry-distribution-container").inputs)
+        (config,) = [u for u in inputs["uploads"] if u["file"] == "/etc/distribution/config.yml"]
+        section: dict[str, Any] = yaml.safe_load(config["content"])["storage"]["s3"]
+        return section
+
+    assert s3_section()["forcepathstyle"] is True  # an S3-compatible endpoint: path style, as registry 2 does
+    assert s3_section(forcePathStyle=False)["forcepathstyle"] is False
+    aws = {key: value for key, value in S3.items() if key not in ("regionEndpoint", "secure")}
+    result = run(registry={"image": "registry:3.0.0"}, storage=aws)
+    inputs = plain(result.named("registry-distribution-container").inputs)
+    (config,) = [u for u in inputs["uploads"] if u["file"] == "/etc/distribution/config.yml"]
+    assert yaml.safe_load(config["content"])["storage"]["s3"]["forcepathstyle"] is False  # AWS: virtual-host
