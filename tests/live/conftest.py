@@ -26,6 +26,7 @@ from harness.clients import docker_login, hosts_entry
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.program import PROJECT_DIR, stack_config
 from harness.registry_api import RegistryClient
+from tests.live.swarm_engine import SWARM_TEST_MODULES
 
 STACKS_DIR = PROJECT_DIR / "tests" / "live" / "stacks"
 LIVE_STACK = STACKS_DIR / "live.yaml"
@@ -189,6 +190,16 @@ def docker_trusts_registry(stack: LiveStack, tmp_path_factory: pytest.TempPathFa
         else:
             os.environ["DOCKER_CONFIG"] = previous
         shutil.rmtree(certs_dir, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Swarm tests last: leaving the Swarm they make breaks the DNS of containers that were already running
+    (tests/live/swarm_engine.py), such as the session's live stack."""
+    def makes_a_swarm(item: pytest.Item) -> bool:
+        return item.path.parent == Path(__file__).parent and item.path.name in SWARM_TEST_MODULES
+
+    swarm = [item for item in items if makes_a_swarm(item)]
+    items[:] = [item for item in items if not makes_a_swarm(item)] + swarm
 
 
 @pytest.hookimpl(wrapper=True)

@@ -22,9 +22,10 @@ import pytest
 from docker.errors import ImageNotFound, NotFound
 
 from harness import docker_provider, realizer, swarm_provider
-from harness.clients import run, wait_until
+from harness.clients import wait_until
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.program import ProgramRun
+from tests.live.swarm_engine import single_node_swarm
 
 pytestmark = pytest.mark.live
 
@@ -55,22 +56,12 @@ def swarm(engine: docker.DockerClient) -> Iterator[docker.DockerClient]:
         engine.images.get(IMAGE)
     except ImageNotFound:
         pytest.fail(f"test image {IMAGE} is missing; build it with images/build.sh")
-    found = engine.info()["Swarm"]
-    joined_here = False
-    if found["LocalNodeState"] == "inactive":
-        run("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
-        joined_here = True
-    elif not found.get("ControlAvailable"):
-        pytest.fail(f"the engine is in a swarm ({found['LocalNodeState']}) but not a manager: the test needs one")
-    try:
+    with single_node_swarm(engine):
         realizer.down(STACK_FILE, client=engine)
-        yield engine
-    finally:
         try:
-            realizer.down(STACK_FILE, client=engine)
+            yield engine
         finally:
-            if joined_here:
-                run("docker", "swarm", "leave", "--force")
+            realizer.down(STACK_FILE, client=engine)
 
 
 def declare(

@@ -28,6 +28,7 @@ from harness.clients import run, wait_until
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import RegistryClient, sha256_digest
 from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
+from tests.live.swarm_engine import single_node_swarm
 
 pytestmark = pytest.mark.live
 
@@ -40,21 +41,6 @@ S3_PORT = 18590
 BUCKET = "swarm-registry"
 ACCOUNT = ("ops", "swarm-stack-password-0123")
 MIB = 1024 * 1024
-
-
-@contextlib.contextmanager
-def single_node_swarm(client: docker.DockerClient) -> Iterator[None]:
-    """A Swarm on this engine for the duration, unless it is in one already (then it is left alone)."""
-    state = client.info()["Swarm"]["LocalNodeState"]
-    made = False
-    if state != "active":
-        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-        made = True
-    try:
-        yield
-    finally:
-        if made:
-            client.swarm.leave(force=True)
 
 
 def changed_config(tmp: Path, **blocks: dict[str, Any]) -> Path:
