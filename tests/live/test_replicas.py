@@ -357,7 +357,7 @@ def test_nginx_fails_over_for_a_client_that_never_retries(replicas_stack: Replic
 
 def test_with_redis_down_the_registry_keeps_serving(replicas_stack: ReplicasStack) -> None:
     redis = replicas_stack.replica("redis")
-    redis.stop(timeout=5)
+    redis.kill()  # SIGKILL, and `docker kill` counts as stopped on purpose: it stays down until started
     try:
         blob = os.urandom(6 * MIB)
         digest = replicas_stack.api.push_image("redis-down/app", "1", [blob])
