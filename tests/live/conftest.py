@@ -195,6 +195,7 @@ def docker_trusts_registry(stack: LiveStack, tmp_path_factory: pytest.TempPathFa
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The Swarm tests last: leaving the Swarm they make breaks the DNS of containers that were already running
     (tests/live/swarm_engine.py), such as the session's live stack."""
+
     def makes_a_swarm(item: pytest.Item) -> bool:
         return item.path.parent == Path(__file__).parent and item.path.name in SWARM_TEST_MODULES
 
