@@ -43,13 +43,12 @@ from docker.errors import NotFound
 
 from bench.run import MB, NGINX_IMAGE, REGISTRY_IMAGE, Target, _load, _wait_for
 from harness import realizer
-from harness.attached import joining, remove_attached
+from harness.attached import S3_STORE_IMAGE, joining, remove_attached, start_s3_store
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import MANIFEST_V2
 
 HERE = Path(__file__).resolve().parent
 REDIS_IMAGE = "private-registry-test/redis:7"
-MOTO_IMAGE = "private-registry-test/moto:5"
 MOTO_CONTAINER = "private-registry-bench-s3-moto"
 MOTO_LABEL = "bench-s3-moto"
 MOTO_PORT = 19590
@@ -149,30 +148,10 @@ def tear_down(client: docker.DockerClient, stack_files: list[Path]) -> None:
         realizer.down(stack_file, volumes=True, client=client)
 
 
-def start_moto(client: docker.DockerClient) -> Any:
-    moto = client.containers.run(
-        MOTO_IMAGE,
-        name=MOTO_CONTAINER,
-        detach=True,
-        labels={LIVE_STACK_LABEL: MOTO_LABEL},
-        ports={"5000/tcp": ("127.0.0.1", MOTO_PORT)},
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{MOTO_PORT}/", timeout=5).raise_for_status()
-            return moto
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"moto did not answer on 127.0.0.1:{MOTO_PORT} within 60s") from None
-            time.sleep(0.5)
-
-
 def bring_up(
     client: docker.DockerClient, moto: Any, variant: Variant, stack_file: Path, workdir: Path
 ) -> tuple[Path, list[str]]:
-    """The variant's bucket and stack; returns its CA file and the program's warnings."""
-    httpx.put(f"http://127.0.0.1:{MOTO_PORT}/{variant.bucket}", timeout=30).raise_for_status()
+    """The variant's stack; returns its CA file and the program's warnings."""
     with joining(client, moto, variant.network, [MOTO_ALIAS]):
         result = realizer.up(stack_file, client)
     ca = workdir / f"{variant.stack}-ca.crt"
@@ -415,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     other_pytest = _other_pytest_runs()
     load_at_start = [round(v, 2) for v in os.getloadavg()]
     try:
-        moto = start_moto(client)
+        moto = start_s3_store(client, MOTO_CONTAINER, MOTO_LABEL, MOTO_PORT, tuple(v.bucket for v in VARIANTS))
         cas: dict[str, Path] = {}
         warnings: dict[str, list[str]] = {}
         for variant in VARIANTS:
@@ -430,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
                 "kernel": platform.release(),
                 "python": platform.python_version(),
-                "images": [REGISTRY_IMAGE, NGINX_IMAGE, REDIS_IMAGE, MOTO_IMAGE],
+                "images": [REGISTRY_IMAGE, NGINX_IMAGE, REDIS_IMAGE, S3_STORE_IMAGE],
                 "load_average_at_start": load_at_start,
                 "other_pytest_runs_at_start": other_pytest,
             },

@@ -1,6 +1,7 @@
 """Containers a test or the benchmark attaches to a stack's network from outside the program: an S3 store, an
 upstream registry. They join the network while `up` runs (it exists from the start, the registries a few
-seconds later), and leave it before the stack goes (attached, they would keep the network from being removed)."""
+seconds later), and leave it before the stack goes (attached, they would keep the network from being removed).
+The S3 stand-in they attach is started here too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import time
 from collections.abc import Iterator
 
 import docker
+import requests
 from docker.errors import DockerException, NotFound
+
+from harness.clients import wait_until
+from harness.docker_provider import LIVE_STACK_LABEL
 
 
 def join_when_the_network_exists(
@@ -55,3 +60,33 @@ def remove_attached(client: docker.DockerClient, name: str) -> None:
                 with contextlib.suppress(DockerException):
                     client.networks.get(network).disconnect(container, force=True)
         container.remove(force=True)
+
+
+# The S3 stand-in (images/moto): moto's server on its port 5000.
+S3_STORE_IMAGE = "private-registry-test/moto:5"
+S3_STORE_PORT = 5000
+
+
+def start_s3_store(
+    client: docker.DockerClient, name: str, label: str, port: int, buckets: tuple[str, ...]
+) -> docker.models.containers.Container:
+    """moto's S3 server as container `name` (labelled for leftover removal), published on 127.0.0.1:`port`,
+    once it answers, with `buckets` made (moto takes an unsigned bucket PUT)."""
+    store = client.containers.run(
+        S3_STORE_IMAGE,
+        name=name,
+        detach=True,
+        labels={LIVE_STACK_LABEL: label},
+        ports={f"{S3_STORE_PORT}/tcp": ("127.0.0.1", port)},
+    )
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/", timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    wait_until(answers, 60, f"moto answers on 127.0.0.1:{port}")
+    for bucket in buckets:
+        requests.put(f"http://127.0.0.1:{port}/{bucket}", timeout=30).raise_for_status()
+    return store

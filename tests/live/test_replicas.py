@@ -27,7 +27,7 @@ import requests
 from docker.errors import DockerException
 
 from harness import realizer
-from harness.attached import joining, remove_attached
+from harness.attached import joining, remove_attached, start_s3_store
 from harness.clients import docker_login, run, wait_until
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import RegistryClient, sha256_digest
@@ -39,7 +39,6 @@ STACK_FILE = STACKS_DIR / "replicas.yaml"
 NETWORK = "private-registry-replicas-net"
 S3_NAME = "s3-replicas"  # no dots: moto reads a dotted Host as <bucket>.<endpoint>
 S3_CONTAINER = "private-registry-replicas-s3"
-S3_IMAGE = "private-registry-test/moto:5"
 S3_PORT = 20590
 BUCKET = "team-registry"
 S3_ACCESS_KEY, S3_SECRET_KEY = "replicas-test", "replicas-test-secret-key"
@@ -151,6 +150,32 @@ def docker_cli(stack: ReplicasStack, *args: str, timeout: int = 600) -> subproce
     )  # fmt: skip
 
 
+def docker_while_crashing(
+    stack: ReplicasStack, args: tuple[str, ...], victim: docker.models.containers.Container, request: str
+) -> tuple[int, str]:
+    """Run `docker <args>`, crash `victim` as soon as the replicas' logs show a `request` of it (while it still
+    runs), and return its exit status and output."""
+    since = time.time() - 1
+    process = subprocess.Popen(
+        ["docker", "--config", str(stack.docker_config), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: any(stack.requests_by_replica(since, request).values()) or process.poll() is not None,
+            120,
+            f"docker {args[0]}'s requests reach the replicas",
+            every=0.2,
+        )
+        assert process.poll() is None, f"docker {args[0]} ended before a replica could crash: make the layers larger"
+        crash(victim)
+        output, _ = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, output
+
+
 def manifest_digest(stack: ReplicasStack, repo: str, tag: str) -> str:
     response = stack.api.get_manifest(repo, tag)
     assert response.status_code == 200, response.text
@@ -162,23 +187,10 @@ def replicas_stack(
     engine: docker.DockerClient, test_images: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ReplicasStack]:
     tmp = tmp_path_factory.mktemp("replicas")
-    remove_attached(
-        engine, S3_CONTAINER
-    )  # first: attached to the stack's network, it would keep the network from going
+    # The store first: attached to the stack's network, it would keep the network from going.
+    remove_attached(engine, S3_CONTAINER)
     realizer.down(STACK_FILE, volumes=True, client=engine)
-    s3 = engine.containers.run(
-        S3_IMAGE,
-        name=S3_CONTAINER,
-        detach=True,
-        labels={LIVE_STACK_LABEL: "replicas-s3"},
-        ports={"5000/tcp": ("127.0.0.1", S3_PORT)},
-    )
-    wait_until(
-        lambda: run("curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{S3_PORT}/", check=False).returncode == 0,
-        60,
-        "moto answers",
-    )
-    s3_client().create_bucket(Bucket=BUCKET)
+    s3 = start_s3_store(engine, S3_CONTAINER, "replicas-s3", S3_PORT, (BUCKET,))
     with joining(engine, s3, NETWORK, [S3_NAME]):
         live = bring_up(STACK_FILE, engine, tmp)
     docker_config = tmp / "docker-config"
@@ -187,9 +199,7 @@ def replicas_stack(
     assert login.returncode == 0, login.stderr
     api = RegistryClient(f"https://{ENDPOINT}", auth=ACCOUNT, verify=str(live.ca_file))
     yield ReplicasStack(live, api, docker_config, [])
-    remove_attached(
-        engine, S3_CONTAINER
-    )  # first: attached to the stack's network, it would keep the network from going
+    remove_attached(engine, S3_CONTAINER)
     realizer.down(STACK_FILE, volumes=True, client=engine)
     for image in engine.images.list(filters={"label": f"{LIVE_STACK_LABEL}=replicas"}):
         with contextlib.suppress(DockerException):
@@ -264,25 +274,8 @@ def test_docker_push_survives_a_replica_crashing_mid_push(
     failed, the push ends well, and the image pulls back whole after the local copy is gone."""
     local = build_image(engine, tmp_path, "crash/push:1", layers=2, layer_mib=64)
     victim = replicas_stack.replica("registry-2")
-    since = time.time() - 1
-    push = subprocess.Popen(
-        ["docker", "--config", str(replicas_stack.docker_config), "push", local],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        wait_until(
-            lambda: any(replicas_stack.requests_by_replica(since, "PATCH").values()) or push.poll() is not None,
-            120,
-            "the push's uploads reach the replicas",
-            every=0.2,
-        )
-        assert push.poll() is None, "the push ended before a replica could crash: make the layers larger"
-        crash(victim)
-        output, _ = push.communicate(timeout=600)
-    finally:
-        if push.poll() is None:
-            push.kill()
-    assert push.returncode == 0, output
+    returncode, output = docker_while_crashing(replicas_stack, ("push", local), victim, "PATCH")
+    assert returncode == 0, output
     wait_healthy(victim)
     digest = manifest_digest(replicas_stack, "crash/push", "1")
     replicas_stack.pushed.append(("crash/push", digest))
@@ -303,27 +296,8 @@ def test_docker_pull_survives_a_replica_crashing_mid_pull(
     image_id = engine.images.get(local).id
     engine.images.remove(local, force=True)
     victim = replicas_stack.replica("registry-3")
-    since = time.time() - 1
-    pull = subprocess.Popen(
-        ["docker", "--config", str(replicas_stack.docker_config), "pull", local],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        wait_until(
-            lambda: (
-                any(replicas_stack.requests_by_replica(since, "/blobs/sha256:").values()) or pull.poll() is not None
-            ),
-            120,
-            "the pull's downloads reach the replicas",
-            every=0.2,
-        )
-        assert pull.poll() is None, "the pull ended before a replica could crash: make the layers larger"
-        crash(victim)
-        output, _ = pull.communicate(timeout=600)
-    finally:
-        if pull.poll() is None:
-            pull.kill()
-    assert pull.returncode == 0, output
+    returncode, output = docker_while_crashing(replicas_stack, ("pull", local), victim, "/blobs/sha256:")
+    assert returncode == 0, output
     assert engine.images.get(local).id == image_id
     wait_healthy(victim)
 

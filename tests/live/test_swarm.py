@@ -23,8 +23,8 @@ import yaml
 from docker.errors import APIError
 
 from harness import realizer
-from harness.attached import joining, remove_attached
-from harness.clients import run, wait_until
+from harness.attached import joining, remove_attached, start_s3_store
+from harness.clients import wait_until
 from harness.docker_provider import LIVE_STACK_LABEL
 from harness.registry_api import RegistryClient, sha256_digest
 from tests.live.conftest import STACKS_DIR, LiveStack, bring_up
@@ -65,23 +65,10 @@ def swarm_stack(
 ) -> Iterator[tuple[LiveStack, RegistryClient, Path]]:
     tmp = tmp_path_factory.mktemp("swarm")
     with single_node_swarm(engine):
-        remove_attached(
-            engine, S3_CONTAINER
-        )  # first: attached to the stack's network, it would keep the network from going
+        # The store first: attached to the stack's network, it would keep the network from going.
+        remove_attached(engine, S3_CONTAINER)
         realizer.down(STACK_FILE, volumes=True, client=engine)
-        s3 = engine.containers.run(
-            "private-registry-test/moto:5",
-            name=S3_CONTAINER,
-            detach=True,
-            labels={LIVE_STACK_LABEL: "swarm-s3"},
-            ports={"5000/tcp": ("127.0.0.1", S3_PORT)},
-        )
-        wait_until(
-            lambda: run("curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{S3_PORT}/", check=False).returncode == 0,
-            60,
-            "moto answers",
-        )
-        requests.put(f"http://127.0.0.1:{S3_PORT}/{BUCKET}", timeout=30).raise_for_status()
+        s3 = start_s3_store(engine, S3_CONTAINER, "swarm-s3", S3_PORT, (BUCKET,))
         with joining(engine, s3, NETWORK, [S3_NAME]):
             live = bring_up(STACK_FILE, engine, tmp)
         api = RegistryClient(f"https://127.0.0.1:{live.https_port}", auth=ACCOUNT, verify=str(live.ca_file))
