@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -10,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, load_settings
+from components.config import ConfigError
 from components.registry import REGISTRY_HEALTHCHECK
 from components.rendering import ProxyConfig, RegistryConfig, render_nginx_conf, render_registry_config
 from harness.program import ProgramRun, plain
+from tests.unit.test_config import load
 from tests.unit.test_rendering import PROXY
 
 pytestmark = pytest.mark.unit
@@ -45,11 +45,6 @@ def metrics_server(conf: str) -> list[str]:
     matching = [server for server in servers(conf) if any("stub_status" in line for line in server)]
     assert len(matching) == 1
     return matching[0]
-
-
-def load(**values: object) -> Any:
-    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
-    return load_settings({"hostname": "registry.example.com", **raw})
 
 
 # ---- rendering ----

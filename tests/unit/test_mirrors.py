@@ -11,9 +11,10 @@ import pulumi
 import pytest
 import yaml
 
-from components.config import ConfigError, Settings, load_settings
+from components.config import ConfigError
 from harness.program import ProgramRun, is_secret, plain, run_program
 from tests.unit.conftest import BASE_CONFIG, FakeMocks, namespaced
+from tests.unit.test_config import error_of, load
 from tests.unit.test_metrics import servers
 from tests.unit.test_program import CONTAINER, SITE, inputs_by_name, upload
 
@@ -33,17 +34,6 @@ START_SCRIPT = "/usr/local/sbin/mirror-start.sh"
 UPSTREAM_CA = "/etc/registry-mirror/ca/upstream-ca.crt"
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBupstream\n-----END CERTIFICATE-----\n"
 HUB_WARNING = "mirror 'dockerhub' requires accounts"
-
-
-def load(**values: object) -> Settings:
-    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
-    return load_settings({"hostname": "registry.example.com", **raw})
-
-
-def error_of(**values: object) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load(**values)
-    return str(caught.value)
 
 
 def mirror_container(result: ProgramRun, name: str) -> dict[str, Any]:

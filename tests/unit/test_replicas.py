@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, Settings, load_settings
 from components.rendering import RedisCache, RegistryConfig, S3Storage, render_registry_config
 from harness.program import ProgramRun, is_secret, plain
+from tests.unit.test_config import error_of, load
 from tests.unit.test_program import CONTAINER, upload
 
 pytestmark = pytest.mark.unit
@@ -32,17 +32,6 @@ S3 = {
 }
 CONFIG_2 = "/etc/docker/registry/config.yml"
 CONFIG_3 = "/etc/distribution/config.yml"
-
-
-def load(**values: object) -> Settings:
-    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
-    return load_settings({"hostname": "registry.example.com", **raw})
-
-
-def error_of(**values: object) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load(**values)
-    return str(caught.value)
 
 
 def registry_document(run: ProgramRun, container: str = "registry-distribution-container") -> dict[str, Any]:

@@ -4,7 +4,6 @@ and secrets named after their content, rolling updates, host-mode ports) and for
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +11,9 @@ import pulumi
 import pytest
 import yaml
 
-from components.config import ConfigError, load_settings
 from components.swarm_service import file_object_name
 from harness.program import ProgramRun, is_secret, plain
+from tests.unit.test_config import error_of
 
 pytestmark = pytest.mark.unit
 
@@ -32,13 +31,6 @@ S3 = {
 }
 SWARM = {"engine": "swarm", "bindAddress": "0.0.0.0", "storage": S3, "registry": {"replicas": 3}}
 SERVICE = "docker:index/service:Service"
-
-
-def error_of(**values: object) -> str:
-    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
-    with pytest.raises(ConfigError) as caught:
-        load_settings({"hostname": "registry.example.com", **raw})
-    return str(caught.value)
 
 
 @pytest.mark.parametrize(
