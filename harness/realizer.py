@@ -13,6 +13,7 @@ which the state remembers. Unlike the engine it does not diff computed outputs o
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -94,6 +95,8 @@ class Realizer:
     def new_resource(
         self, typ: str, name: str, raw_inputs: dict[str, Any], provider: str, options: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
+        """Decide under the lock, realize outside it, record under it again: the engine runs the steps of
+        independent resources at once, so two new containers wait for their health together, not in turn."""
         inputs = plain(raw_inputs)
         key = f"{typ}::{name}"
         with self.lock:
@@ -102,6 +105,7 @@ class Realizer:
             if typ == PROVIDER:
                 return self._register_provider(key, inputs)
             engine = self._provider_key(provider, key)
+            client = self._client(engine)
             previous = self.state.get(key)
             if previous:
                 inputs = _keep_ignored(inputs, previous["inputs"], options.get("ignoreChanges", []), key)
@@ -114,21 +118,28 @@ class Realizer:
             if previous and alive and typ == swarm_provider.SERVICE:
                 # Before diffing: for the provider, a Computed input taken out of the program is no change.
                 swarm_provider.check_computed_kept(previous["inputs"], inputs, key)
-            if previous and alive and _updatable(typ, previous["inputs"], inputs):
-                outputs = swarm_provider.update_service(
-                    self._client(engine), previous["id"], inputs, self.stack, previous["outputs"]["name"]
-                )
-                self.updated.append(key)
-                return self._record(key, typ, inputs, outputs, engine)
-            if previous:
+            update = bool(previous and alive and _updatable(typ, previous["inputs"], inputs))
+            delete_first = None
+            if previous and not update:
                 if typ in CREATE_BEFORE_DELETE and not options.get("deleteBeforeReplace"):
                     self.doomed.append(previous)
                 else:
-                    self._delete(typ, previous)
+                    delete_first = previous
                 self.replaced.append(key)
-            else:
+            elif not previous:
                 self.created.append(key)
-            outputs = self._create(typ, name, inputs, self._client(engine))
+        if update:
+            assert previous is not None
+            outputs = swarm_provider.update_service(
+                client, previous["id"], inputs, self.stack, previous["outputs"]["name"]
+            )
+        else:
+            if delete_first is not None:
+                self._delete(typ, delete_first)
+            outputs = self._create(typ, name, inputs, client)
+        with self.lock:
+            if update:
+                self.updated.append(key)
             return self._record(key, typ, inputs, outputs, engine)
 
     def _record(
@@ -421,7 +432,13 @@ def up(config_file: Path, client: docker.DockerClient | None = None) -> UpResult
     realizer = Realizer(stack_file, client)
     leftovers = realizer.remove_leftovers()
     run = ProgramRun()
-    run_program(config, RealizingMocks(realizer, run), stack=stack_file.stack, run=run)
+    try:
+        run_program(config, RealizingMocks(realizer, run), stack=stack_file.stack, run=run)
+    finally:
+        # Futures the program's registrations left behind go now: one collected later, inside another
+        # ast.parse (pytest's import hook), logs its exception with a traceback whose caret line runs a nested
+        # ast.parse, and CPython 3.11 then fails the outer one ("AST constructor recursion depth mismatch").
+        gc.collect()
     deleted = realizer.prune(run)
     return UpResult(
         run.outputs, realizer.created, realizer.replaced, deleted, leftovers, run.warnings, realizer.renamed,
