@@ -13,6 +13,9 @@ from components.config import SwarmSettings
 from components.naming import child_of, renamed_from
 
 LABEL_PREFIX = "org.private-registry"
+# `pulumi up` waits until each new container's healthcheck passes, and fails after this long (config
+# `healthyWaitSeconds`, this by default): a container that crash-loops or never gets healthy is an error.
+HEALTHY_WAIT_SECONDS = 120
 LabelT = TypeVar("LabelT")
 
 
@@ -56,15 +59,14 @@ class ContainerPlacement:
     """Set when the stack runs on a Docker Swarm: each component is a service, not a container."""
     network_id: pulumi.Input[str] | None = None
     """The network's ID: a service names its network by ID (by name, the provider replaces it at every update)."""
+    healthy_wait_seconds: int = HEALTHY_WAIT_SECONDS
+    """How long `up` waits for a new container to get healthy (a change updates state only: no new container)."""
 
 
 # Restart after a crash and after the Docker daemon restarts, unless someone stopped it on purpose.
 RESTART_POLICY = "unless-stopped"
 # Seconds a container gets to finish in-flight requests when it is stopped or replaced (provider default: 0).
 STOP_GRACE_SECONDS = 10
-# `pulumi up` waits until each new container's healthcheck passes, and fails after this long: a container
-# that crash-loops or never gets healthy is an error, not a success.
-HEALTHY_WAIT_SECONDS = 120
 # Every 10 s: the first check runs one interval after start, and `up` waits for it.
 HEALTHCHECK_INTERVAL = "10s"
 
@@ -189,7 +191,7 @@ def hardened_container(name: str, args: HardenedContainerArgs, parent: pulumi.Re
             tests=hardening.healthcheck, interval=HEALTHCHECK_INTERVAL, timeout="5s", start_period="10s", retries=3
         ),
         wait=True,
-        wait_timeout=HEALTHY_WAIT_SECONDS,
+        wait_timeout=placement.healthy_wait_seconds,
         log_driver="json-file",
         log_opts=LOG_OPTIONS,
         restart=RESTART_POLICY,

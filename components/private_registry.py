@@ -98,6 +98,7 @@ class PrivateRegistry(pulumi.ComponentResource):
             bind_address=settings.bind_address,
             swarm=settings.swarm if settings.is_swarm else None,
             network_id=network.id,
+            healthy_wait_seconds=settings.healthy_wait_seconds,
         )
 
         ca = CertificateAuthority(

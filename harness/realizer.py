@@ -36,6 +36,13 @@ STATE_DIR = PROJECT_DIR / ".live-state"
 Realize = Callable[[dict[str, Any]], dict[str, Any]]
 PROVIDER = docker_provider.PROVIDER_TYPE
 CREATE_BEFORE_DELETE = set(swarm_provider.TYPES)
+CONTAINER = "docker:index/container:Container"
+CONTAINER_STATE_ONLY = frozenset(
+    {"wait", "waitTimeout", "start", "init", "tmpfs", "destroyGraceSeconds", "removeVolumes", "rm", "healthcheck"}
+)
+"""Container inputs whose change the provider's Update records in state only, never touching the container
+(docs: pulumi-docker's resourceDockerContainerUpdate); `replaceOnChanges` still makes it a replacement. The
+Update that calls the API (restart, memory, ...) is done here as a replacement."""
 """Not DeleteBeforeReplace in pulumi-docker's provider/resources.go: the engine creates the replacement,
 updates the dependents, then deletes the old object."""
 
@@ -118,7 +125,7 @@ class Realizer:
             if previous and alive and typ == swarm_provider.SERVICE:
                 # Before diffing: for the provider, a Computed input taken out of the program is no change.
                 swarm_provider.check_computed_kept(previous["inputs"], inputs, key)
-            update = bool(previous and alive and _updatable(typ, previous["inputs"], inputs))
+            update = bool(previous and alive and _updatable(typ, previous["inputs"], inputs, options))
             delete_first = None
             if previous and not update:
                 if typ in CREATE_BEFORE_DELETE and not options.get("deleteBeforeReplace"):
@@ -128,7 +135,10 @@ class Realizer:
                 self.replaced.append(key)
             elif not previous:
                 self.created.append(key)
-        if update:
+        if update and typ == CONTAINER:
+            assert previous is not None
+            outputs = previous["outputs"]  # state only: the running container stays as it is
+        elif update:
             assert previous is not None
             outputs = swarm_provider.update_service(
                 client, previous["id"], inputs, self.stack, previous["outputs"]["name"]
@@ -225,7 +235,7 @@ class Realizer:
             "docker:index/remoteImage:RemoteImage": lambda i: docker_provider.remote_image(client, i),
             "docker:index/network:Network": lambda i: docker_provider.network(client, i, stack),
             "docker:index/volume:Volume": lambda i: docker_provider.volume(client, i, stack),
-            "docker:index/container:Container": lambda i: docker_provider.container(client, i, stack),
+            CONTAINER: lambda i: docker_provider.container(client, i, stack),
             swarm_provider.SERVICE_CONFIG: lambda i: swarm_provider.service_config(client, i, stack, name),
             swarm_provider.SECRET: lambda i: swarm_provider.secret(client, i, stack, name),
             swarm_provider.SERVICE: lambda i: swarm_provider.create_service(client, i, stack, name),
@@ -238,7 +248,7 @@ class Realizer:
         if typ == PROVIDER:
             return  # only state (and a client) here; its resources were deleted before it
         client = self._client(entry.get("provider", ""))
-        if typ == "docker:index/container:Container":
+        if typ == CONTAINER:
             docker_provider.delete_container(client, entry["id"], entry["inputs"])
         elif typ == "docker:index/network:Network":
             docker_provider.delete_network(client, entry["id"])
@@ -259,7 +269,7 @@ class Realizer:
         """Objects removed behind the engine's back are created again (what a refresh would find)."""
         client = self._client(entry.get("provider", ""))
         try:
-            if typ == "docker:index/container:Container":
+            if typ == CONTAINER:
                 return docker_provider.container_exists(client, entry["id"])
             if typ in swarm_provider.TYPES:
                 return swarm_provider.exists(client, typ, entry["id"])
@@ -334,14 +344,20 @@ def _keep_ignored(inputs: dict[str, Any], old: dict[str, Any], ignored: list[str
     return kept
 
 
-def _updatable(typ: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Only services are updated in place (containers' updatable inputs are replaced here, as before)."""
-    return typ == swarm_provider.SERVICE and not swarm_provider.replacement_reasons(old, new)
+def _updatable(typ: str, old: dict[str, Any], new: dict[str, Any], options: dict[str, Any]) -> bool:
+    """Services are updated in place unless a ForceNew input changed; containers when every changed input is
+    one the provider updates in state only and none is in `replaceOnChanges`."""
+    if typ == swarm_provider.SERVICE:
+        return not swarm_provider.replacement_reasons(old, new)
+    if typ == CONTAINER:
+        changed = {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
+        return changed <= CONTAINER_STATE_ONLY and not changed & set(options.get("replaceOnChanges", []))
+    return False
 
 
 def _deletion_order(key: str) -> int:
     order = [
-        swarm_provider.SERVICE, "docker:index/container:Container", "docker:index/network:Network",
+        swarm_provider.SERVICE, CONTAINER, "docker:index/network:Network",
         "docker:index/volume:Volume", swarm_provider.SERVICE_CONFIG, swarm_provider.SECRET,
     ]  # fmt: skip
     typ = key.split("::", 1)[0]

@@ -34,6 +34,8 @@ class Settings(ConfigModel):
     """Publish the registry's own port 5000 directly (plain HTTP); 0 publishes none."""
     ui_port: StrictInt = Field(default=0, ge=0, le=65535)
     """Publish the UI directly; 0 publishes none."""
+    healthy_wait_seconds: StrictInt = Field(default=120, ge=10, le=3600)
+    """How long `pulumi up` waits for each new container's healthcheck to pass before it fails."""
     metrics_port: StrictInt = Field(default=0, ge=0, le=65535)
     """Publish the proxy's plain-HTTP metrics listener (the registry's Prometheus metrics at /registry/metrics,
     nginx's stub_status at /nginx_status), no login; 0 publishes none (still reachable on the stack's network)."""

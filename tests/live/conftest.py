@@ -105,13 +105,13 @@ def bring_up(config_file: Path, client: docker.DockerClient, tmp_dir: Path) -> L
 
 
 @contextlib.contextmanager
-def changed_stack(stack: LiveStack, tmp_path: Path, **blocks: dict[str, Any]) -> Iterator[Path]:
-    """The stack's file with some config blocks changed (same stem: same stack, same state); the original
-    config is brought back afterwards."""
+def changed_stack(stack: LiveStack, tmp_path: Path, **blocks: Any) -> Iterator[Path]:
+    """The stack's file with some config blocks changed (a dict is merged into the block, any other value
+    replaces the key; same stem: same stack, same state); the original config is brought back afterwards."""
     document = yaml.safe_load(stack.config_file.read_text())
     for block, values in blocks.items():
         key = f"private-registry:{block}"
-        document["config"][key] = {**document["config"].get(key, {}), **values}
+        document["config"][key] = {**document["config"].get(key, {}), **values} if isinstance(values, dict) else values
     changed = tmp_path / stack.config_file.name
     changed.write_text(yaml.safe_dump(document))
     try:

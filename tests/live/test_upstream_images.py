@@ -153,14 +153,17 @@ def test_ui_title_survives_a_restart(open_stack: LiveStack) -> None:
 
 
 def test_up_fails_while_a_container_never_gets_healthy(open_stack: LiveStack, tmp_path: Path) -> None:
-    """`pulumi up` waits for health (wait=true): a UI that never serves its port is an error, not a success."""
+    """`pulumi up` waits for health (wait=true): a UI that never serves its port is an error, not a success.
+    healthyWaitSeconds sets how long; changing it (there and back) replaces no container."""
     never_healthy = {"image": "private-registry-test/registry:2.8.2"}  # runs, but serves nothing on 8080
+    registry_id = open_stack.container("registry").id
     with (
-        changed_stack(open_stack, tmp_path, ui=never_healthy) as changed,
-        pytest.raises(Exception, match=r"not healthy within 120s"),
+        changed_stack(open_stack, tmp_path, ui=never_healthy, healthyWaitSeconds=20) as changed,
+        pytest.raises(Exception, match=r"not healthy within 20s"),
     ):
         realizer.up(changed, open_stack.client)
     assert_ui_up(open_stack)
+    assert open_stack.container("registry").id == registry_id
 
 
 # ---- the CA keeps its identity until a deliberate rotation ----

@@ -76,6 +76,7 @@ def test_hyper_flavor_defaults_to_the_hyper_image() -> None:
         ({"hostname": "a" * 64 + ".example.com"}, "private-registry:hostname: must be a DNS name"),
         ({"hostname": "reg.example.com; rm -rf /"}, "got 'reg.example.com; rm -rf /'"),
         ({"httpsPort": 70000}, "private-registry:httpsPort: Input should be less than or equal to 65535 (got 70000)"),
+        ({"healthyWaitSeconds": 5}, "private-registry:healthyWaitSeconds: Input should be greater than or equal to 10"),
         ({"httpsPort": 0}, "private-registry:httpsPort: Input should be greater than or equal to 1 (got 0)"),
         ({"httpPort": -1}, "private-registry:httpPort: Input should be greater than or equal to 0 (got -1)"),
         ({"httpsPort": "https"}, "private-registry:httpsPort: Input should be a valid integer (got 'https')"),

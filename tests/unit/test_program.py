@@ -577,6 +577,7 @@ def test_project_file_declares_the_scalar_keys_with_the_code_defaults() -> None:
                 "ipAddresses": "ip_addresses",
                 "bindAddress": "bind_address",
                 "httpsPort": "https_port",
+                "healthyWaitSeconds": "healthy_wait_seconds",
                 "httpPort": "http_port",
                 "registryPort": "registry_port",
                 "uiPort": "ui_port",
@@ -666,6 +667,13 @@ def test_containers_are_hardened(run: Run, role: str, memory: int, adds: list[st
     assert "privileged" not in inputs and "networkMode" not in inputs
     # A changed healthcheck would otherwise only change state, not the running container.
     assert result.named(f"registry-{COMPONENT[role]}-container").options["replaceOnChanges"] == ["healthcheck"]
+
+
+def test_healthy_wait_is_configurable_for_every_container(run: Run) -> None:
+    result = run(healthyWaitSeconds=30)
+    for role in COMPONENT:
+        assert container(result, role)["waitTimeout"] == 30
+    assert {plain(r.inputs)["waitTimeout"] for r in result.of_type(CONTAINER)} == {30}
 
 
 def test_registry_healthcheck_accepts_401(run: Run) -> None:
