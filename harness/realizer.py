@@ -36,15 +36,15 @@ STATE_DIR = PROJECT_DIR / ".live-state"
 Realize = Callable[[dict[str, Any]], dict[str, Any]]
 PROVIDER = docker_provider.PROVIDER_TYPE
 CREATE_BEFORE_DELETE = set(swarm_provider.TYPES)
+"""Not DeleteBeforeReplace in pulumi-docker's provider/resources.go: the engine creates the replacement,
+updates the dependents, then deletes the old object."""
 CONTAINER = "docker:index/container:Container"
 CONTAINER_STATE_ONLY = frozenset(
     {"wait", "waitTimeout", "start", "init", "tmpfs", "destroyGraceSeconds", "removeVolumes", "rm", "healthcheck"}
 )
 """Container inputs whose change the provider's Update records in state only, never touching the container
-(docs: pulumi-docker's resourceDockerContainerUpdate); `replaceOnChanges` still makes it a replacement. The
+(terraform-provider-docker's resourceDockerContainerUpdate); `replaceOnChanges` still makes it a replacement. The
 Update that calls the API (restart, memory, ...) is done here as a replacement."""
-"""Not DeleteBeforeReplace in pulumi-docker's provider/resources.go: the engine creates the replacement,
-updates the dependents, then deletes the old object."""
 
 
 @dataclass(frozen=True)
@@ -432,7 +432,8 @@ class UpResult:
     renamed: list[str]
     """`old -> new` state keys of resources taken over through an alias."""
     updated: list[str] = field(default_factory=list)
-    """Resources updated in place (Swarm services whose changed inputs are all updatable)."""
+    """Resources updated in place: Swarm services whose changed inputs are all updatable, and containers whose
+    changed inputs the provider records in state only."""
 
 
 def docker_client() -> docker.DockerClient:
@@ -451,9 +452,10 @@ def up(config_file: Path, client: docker.DockerClient | None = None) -> UpResult
     try:
         run_program(config, RealizingMocks(realizer, run), stack=stack_file.stack, run=run)
     finally:
-        # Futures the program's registrations left behind go now: one collected later, inside another
-        # ast.parse (pytest's import hook), logs its exception with a traceback whose caret line runs a nested
-        # ast.parse, and CPython 3.11 then fails the outer one ("AST constructor recursion depth mismatch").
+        # Whatever the run left for the garbage collector goes now, not later. Seen once at the end of a live
+        # run (pytest importing a module): "SystemError: AST constructor recursion depth mismatch". The likely
+        # path: a collection inside that import's ast.parse frees a future whose exception was never read;
+        # asyncio logs it with a traceback, whose caret line runs a nested ast.parse (CPython 3.11).
         gc.collect()
     deleted = realizer.prune(run)
     return UpResult(
