@@ -13,7 +13,7 @@ from harness import docker_provider, realizer
 
 pytestmark = pytest.mark.unit
 
-CONTAINER = "docker:index/container:Container"
+CONTAINER = realizer.CONTAINER
 HEALTHCHECK = {"tests": ["CMD", "true"], "interval": "10s"}
 
 
