@@ -11,6 +11,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import SecretStr
 
 from components.config import MODERN_MAX_CERT_DAYS, Settings
+from components.config.credentials import redact
 
 
 def read_raw_config(namespace: str) -> dict[str, str]:
@@ -72,45 +73,50 @@ def warn_about(settings: Settings) -> None:
     """Settings that are valid but deserve a second look in `pulumi preview`."""
     for mirror in settings.mirrors:
         if mirror.is_docker_hub and settings.auth.enabled and not mirror.public:
-            pulumi.log.warn(
+            _warn(
                 f"mirror '{mirror.name}' requires accounts, but Docker daemons send their Docker Hub login to "
                 "registry-mirrors, not one for the mirror: daemons without a Hub login equal to an account here "
                 f"pull from Docker Hub instead. Set mirrors[{mirror.name}].public: true to serve it without accounts "
                 "(it holds public images only)."
             )
     if settings.redis.model_fields_set and not settings.uses_redis:
-        pulumi.log.warn(
+        _warn(
             "redis is configured but registry.replicas is 1: a single registry runs without a blob descriptor "
             "cache (garbage collection stays safe), so the redis settings are not used."
         )
     if settings.storage.is_s3 and not settings.storage.secure:
-        pulumi.log.warn(
+        _warn(
             "storage.secure is false: the registry's S3 credentials and every blob travel in clear to "
             f"{settings.storage.region_endpoint}; keep that path on a private network."
         )
     if not settings.auth.enabled:
-        pulumi.log.warn(
+        _warn(
             "no auth.users configured: anyone who reaches the registry can push, pull and delete. Add accounts "
             "with `pulumi config set --secret --path 'private-registry:auth.users.<name>' <password>`."
         )
     if settings.tls.profile == "modern" and settings.tls.cert_validity_days > MODERN_MAX_CERT_DAYS:
-        pulumi.log.warn(
+        _warn(
             f"tls.certValidityDays is {settings.tls.cert_validity_days}: Mozilla's modern profile allows "
             f"{MODERN_MAX_CERT_DAYS} days at most."
         )
     if settings.binds_all_interfaces:
-        pulumi.log.warn(
+        _warn(
             f"bindAddress is {settings.bind_address}: every published port is reachable on all of this host's "
             "interfaces. Prefer the host's LAN address."
         )
     if settings.registry_port and not ipaddress.ip_address(settings.bind_address).is_loopback:
-        pulumi.log.warn(
+        _warn(
             f"registryPort {settings.registry_port} publishes the registry over plain HTTP on "
             f"{settings.bind_address}, bypassing TLS; clients must list it in insecure-registries."
         )
     if settings.metrics_port and not ipaddress.ip_address(settings.bind_address).is_loopback:
-        pulumi.log.warn(
+        _warn(
             f"metricsPort {settings.metrics_port} publishes metrics without a login on {settings.bind_address}: "
             "request counts and repository activity are readable by anyone who reaches it; firewall it to the "
             "Prometheus server."
         )
+
+
+def _warn(text: str) -> None:
+    """A warning reaches the CI log of every pull-request preview: never with a credential in it."""
+    pulumi.log.warn(redact(text))

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components.config.errors import NAMESPACE, SECRET, ConfigError, describe
+from components.config.credentials import SECRET
+from components.config.errors import NAMESPACE, ConfigError, describe
 from components.config.masking import is_inside_secret
 from components.config.settings import Settings
 
