@@ -22,7 +22,9 @@ from typing import Any
 SECRET = "<secret>"
 
 # scheme://user-info@  (RFC 3986: the user-info ends at the first @ before the path; it has no / ? #)
-_URL_USER_INFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s'\"]*@")
+_URL_USER_INFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@\s'\"]*)@")
+# The placeholders the messages' own examples use (`ssh://user@host`): kept, so that the examples still read.
+_PLACEHOLDERS = frozenset({"user"})
 # user:password@host without a scheme (a Redis or registry address typed with its login)
 _AUTHORITY_USER_INFO = re.compile(r"(?<![\w/:@.-])[^\s/?#@:'\"(){}\[\],]+:[^\s/?#@'\"]*@(?=[\w\[])")
 # The words detect-secrets is asked about: runs between spaces, quotes and brackets, as messages quote values.
@@ -31,7 +33,9 @@ _WORD = re.compile(r"[^\s'\"(){}\[\],<>]+")
 
 def redact(text: str) -> str:
     """`text` with every URL user-info and every credential-looking word replaced by `<secret>`."""
-    text = _URL_USER_INFO.sub(lambda match: f"{match['scheme']}{SECRET}@", text)
+    text = _URL_USER_INFO.sub(
+        lambda match: match[0] if match["info"] in _PLACEHOLDERS else f"{match['scheme']}{SECRET}@", text
+    )
     text = _AUTHORITY_USER_INFO.sub(f"{SECRET}@", text)
     return _WORD.sub(lambda match: SECRET if looks_like_credential(match[0]) else match[0], text)
 
