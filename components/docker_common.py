@@ -63,6 +63,9 @@ class ContainerPlacement:
     """How long `up` waits for a new container to get healthy (a change updates state only: no new container)."""
 
 
+# Files that hold a secret: read by their owner alone, the user the container's process runs as.
+SECRET_FILE_MODE = "0600"
+
 # Restart after a crash and after the Docker daemon restarts, unless someone stopped it on purpose.
 RESTART_POLICY = "unless-stopped"
 # Seconds a container gets to finish in-flight requests when it is stopped or replaced (provider default: 0).
@@ -125,6 +128,9 @@ class HardenedContainerArgs:
     """The name the owning component had before (`<previous_name>-image`, `-container` become aliases)."""
     secret_files: frozenset[str] = frozenset()
     """Uploaded paths that hold secrets: Swarm secrets, not configs, on a Swarm."""
+    files_owner_uid: int = 0
+    """Who owns the uploaded files on a Swarm (its configs and secrets take an owner): the user the process runs
+    as, so that a 0600 file stays readable. On one host an upload is root's (the provider's tar has uid 0)."""
     swarm_replicas: int = 1
     """Tasks of the service on a Swarm (on one host, one container per replica is declared by the caller)."""
     swarm_constraints: tuple[str, ...] = ()

@@ -9,7 +9,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config import GcSettings, cron_fields
-from components.docker_common import ContainerPlacement, HardenedContainerArgs, Hardening, hardened_workload
+from components.docker_common import (
+    SECRET_FILE_MODE,
+    ContainerPlacement,
+    HardenedContainerArgs,
+    Hardening,
+    hardened_workload,
+)
 from components.rendering import (
     REGISTRY_DATA_DIR,
     TEMPLATES_DIR,
@@ -49,6 +55,8 @@ class MaintenanceArgs:
     """The registry's data volume; None with s3 storage (garbage-collect then works on the bucket)."""
     cache_env: pulumi.Output[str]
     """cache.env (secret: a Redis password): the Redis cache to empty after a collection, if any."""
+    docker_cli: str = "docker"
+    """How the operator's docker command reaches the stack's engine (`docker_host.docker_cli`)."""
 
 
 class Maintenance(pulumi.ComponentResource):
@@ -106,12 +114,12 @@ class Maintenance(pulumi.ComponentResource):
                     docker.ContainerUploadArgs(file=SETTINGS_PATH, content=settings_env, permissions="0644"),
                     docker.ContainerUploadArgs(file=RULES_PATH, content=rules, permissions="0644"),
                     docker.ContainerUploadArgs(
-                        file=CACHE_ENV_PATH, content=pulumi.Output.secret(args.cache_env), permissions="0600"
+                        file=CACHE_ENV_PATH, content=pulumi.Output.secret(args.cache_env), permissions=SECRET_FILE_MODE
                     ),
                     docker.ContainerUploadArgs(
                         file=args.registry_config_path,
                         content=pulumi.Output.secret(args.registry_config),
-                        permissions="0600",
+                        permissions=SECRET_FILE_MODE,
                     ),
                 ),
                 secret_files=frozenset({args.registry_config_path, CACHE_ENV_PATH}),
@@ -138,7 +146,7 @@ class Maintenance(pulumi.ComponentResource):
         self.container_name = container.name
         self.flags_volume_name = flags.name
         self.run_command = container.name.apply(
-            lambda container: run_command(container, swarm=args.placement.swarm is not None)
+            lambda container: run_command(container, swarm=args.placement.swarm is not None, docker_cli=args.docker_cli)
         )
         self.register_outputs(
             {
@@ -149,9 +157,10 @@ class Maintenance(pulumi.ComponentResource):
         )
 
 
-def run_command(name: str, *, swarm: bool) -> str:
-    """One run now, from the Docker host (on a Swarm: the node the maintenance task runs on)."""
+def run_command(name: str, *, swarm: bool, docker_cli: str = "docker") -> str:
+    """One run now, through `docker_cli` to the stack's engine (on a Swarm: that of the edge node, where the
+    maintenance task runs)."""
     if not swarm:
-        return f"docker exec {name} {SCRIPT_PATH} run"
-    task = f"$(docker ps -q --filter label=com.docker.swarm.service.name={name} | head -n 1)"
-    return f"docker exec {task} {SCRIPT_PATH} run"
+        return f"{docker_cli} exec {name} {SCRIPT_PATH} run"
+    task = f"$({docker_cli} ps -q --filter label=com.docker.swarm.service.name={name} | head -n 1)"
+    return f"{docker_cli} exec {task} {SCRIPT_PATH} run"

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.config.mirrors import MirrorSettings
-from components.docker_common import ContainerPlacement, HardenedContainerArgs, hardened_container
+from components.docker_common import SECRET_FILE_MODE, ContainerPlacement, HardenedContainerArgs, hardened_container
 from components.images import registry_config_path
 from components.registry import REGISTRY_HARDENING, htpasswd_upload
 from components.rendering import (
@@ -94,7 +94,9 @@ class Mirror(pulumi.ComponentResource):
             )
         )
         uploads = [
-            docker.ContainerUploadArgs(file=config_path, content=pulumi.Output.secret(config_yml), permissions="0600"),
+            docker.ContainerUploadArgs(
+                file=config_path, content=pulumi.Output.secret(config_yml), permissions=SECRET_FILE_MODE
+            ),
             docker.ContainerUploadArgs(
                 file=START_SCRIPT_PATH, content=(TEMPLATES_DIR / "mirror-start.sh").read_text(), permissions="0755"
             ),

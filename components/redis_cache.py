@@ -9,16 +9,24 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.config import RedisSettings
-from components.docker_common import ContainerPlacement, HardenedContainerArgs, Hardening, hardened_workload
+from components.docker_common import (
+    SECRET_FILE_MODE,
+    ContainerPlacement,
+    HardenedContainerArgs,
+    Hardening,
+    hardened_workload,
+)
 from components.rendering import RedisServerConfig, render_redis_conf
 from components.swarm_service import STOP_FIRST
 
 REDIS_ALIAS = "redis"
 REDIS_PORT = 6379
-# Where the upstream image's documentation puts a config file; the image's entrypoint runs
-# `redis-server <file>` as its redis user (uid 999) after fixing the ownership of /data, which it needs root
-# for: CHOWN, and SETUID/SETGID to drop to the redis user (gosu). Nothing else.
-REDIS_CONF_PATH = "/usr/local/etc/redis/redis.conf"
+# The config file holds the password: 0600, owned by the redis user (uid 999) the server runs as. An upload
+# is root's, so it goes into the image's working directory /data (its VOLUME), whose files the upstream
+# entrypoint gives to redis (`find . \! -user redis -exec chown redis`) before it drops to that user (gosu). Root
+# needs CHOWN for that, and SETUID/SETGID to drop: nothing else. On a Swarm the secret is mounted as redis's.
+REDIS_CONF_PATH = "/data/redis.conf"
+REDIS_UID = 999
 REDIS_CAPABILITIES = ("CHOWN", "SETGID", "SETUID")
 # The server's own memory on top of the cache (maxmemory): buffers, clients, fragmentation.
 REDIS_OVERHEAD_MIB = 64
@@ -60,17 +68,16 @@ class RedisCache(pulumi.ComponentResource):
                 placement=args.placement,
                 hardening=Hardening(
                     memory_mib=settings.max_memory_mib + REDIS_OVERHEAD_MIB,
-                    healthcheck=[
-                        "CMD-SHELL",
-                        f"REDISCLI_AUTH=$(sed -n 's/^requirepass //p' {REDIS_CONF_PATH}) redis-cli ping | grep -q PONG",
-                    ],
+                    # Answering, and asking for the password: the healthcheck runs as root without
+                    # DAC_OVERRIDE, which cannot read redis's 0600 file, and needs no password to see both.
+                    healthcheck=["CMD-SHELL", "redis-cli ping 2>&1 | grep -q '^NOAUTH'"],
                     capabilities=REDIS_CAPABILITIES,
                 ),
                 network_aliases=(REDIS_ALIAS,),
                 command=("redis-server", REDIS_CONF_PATH),
-                # Readable by the redis user the entrypoint switches to; the container is the file's only reader.
-                uploads=(docker.ContainerUploadArgs(file=REDIS_CONF_PATH, content=conf, permissions="0644"),),
+                uploads=(docker.ContainerUploadArgs(file=REDIS_CONF_PATH, content=conf, permissions=SECRET_FILE_MODE),),
                 secret_files=frozenset({REDIS_CONF_PATH}),
+                files_owner_uid=REDIS_UID,
                 swarm_update_order=STOP_FIRST,
             ),
             parent=self,

@@ -9,6 +9,7 @@ import pulumi_docker as docker
 
 from components.config import RegistrySettings, StorageSettings
 from components.docker_common import (
+    SECRET_FILE_MODE,
     STOP_GRACE_SECONDS,
     ContainerPlacement,
     HardenedContainerArgs,
@@ -84,7 +85,7 @@ def htpasswd_upload(
     htpasswd = pulumi.Output.all(http_secret, accounts).apply(
         lambda values: render_htpasswd(values[1], salt_key=values[0])
     )
-    return docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions="0644")
+    return docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd, permissions=SECRET_FILE_MODE)
 
 
 class Registry(pulumi.ComponentResource):
@@ -131,7 +132,9 @@ class Registry(pulumi.ComponentResource):
         config_path = registry_config_path(settings.image, settings.config_path)
         http_secret = args.http_secret
         config_yml = _config_yml(args, http_secret)
-        uploads = [docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions="0644")]
+        # http.secret, the S3 key and the Redis password are in it: the registry (root in its image, no USER)
+        # is its only reader.
+        uploads = [docker.ContainerUploadArgs(file=config_path, content=config_yml, permissions=SECRET_FILE_MODE)]
         if args.auth_realm is not None:
             uploads.append(htpasswd_upload(http_secret, args.accounts))
         # One host: a container per replica. A Swarm: one service of that many tasks.

@@ -10,6 +10,7 @@ import pulumi_docker as docker
 from components.config import ProxySettings
 from components.docker_common import (
     NGINX_CAPABILITIES,
+    SECRET_FILE_MODE,
     ContainerPlacement,
     HardenedContainerArgs,
     Hardening,
@@ -198,7 +199,7 @@ class ReverseProxy(pulumi.ComponentResource):
                     docker.ContainerUploadArgs(
                         file=CERTIFICATE_KEY_PATH,
                         content=pulumi.Output.secret(args.certificate_key_pem),
-                        permissions="0600",
+                        permissions=SECRET_FILE_MODE,
                     ),
                 ),
                 # Graceful: finish in-flight requests (the upstream image says so in its STOPSIGNAL).

@@ -76,8 +76,10 @@ def service_files(
     files: tuple[ServiceFile, ...],
     labels: list[docker.ServiceLabelArgs],
     parent: pulumi.Resource,
+    owner_uid: int = 0,
 ) -> tuple[list[docker.ServiceTaskSpecContainerSpecConfigArgs], list[docker.ServiceTaskSpecContainerSpecSecretArgs]]:
-    """The Swarm configs and secrets of a service's files, and how its tasks mount them."""
+    """The Swarm configs and secrets of a service's files, and how its tasks mount them (owned by `owner_uid`, as
+    user and group)."""
     configs: list[docker.ServiceTaskSpecContainerSpecConfigArgs] = []
     secrets: list[docker.ServiceTaskSpecContainerSpecSecretArgs] = []
     for file in files:
@@ -101,8 +103,8 @@ def service_files(
                     secret_name=secret.name,
                     file_name=file.path,
                     file_mode=file.mode,
-                    file_uid="0",
-                    file_gid="0",
+                    file_uid=str(owner_uid),
+                    file_gid=str(owner_uid),
                 )
             )
         else:
@@ -113,8 +115,8 @@ def service_files(
                     config_name=config.name,
                     file_name=file.path,
                     file_mode=file.mode,
-                    file_uid="0",
-                    file_gid="0",
+                    file_uid=str(owner_uid),
+                    file_gid=str(owner_uid),
                 )
             )
     return configs, secrets
@@ -146,7 +148,7 @@ def hardened_service(name: str, args: HardenedContainerArgs, parent: pulumi.Reso
         )
         for upload in args.uploads
     )
-    configs, secrets = service_files(name, docker_name, files, labels, parent)
+    configs, secrets = service_files(name, docker_name, files, labels, parent, args.files_owner_uid)
     mounts = [
         docker.ServiceTaskSpecContainerSpecMountArgs(
             target=str(volume.container_path),

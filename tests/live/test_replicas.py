@@ -26,6 +26,7 @@ import pytest
 import requests
 from docker.errors import DockerException
 
+from components.redis_cache import REDIS_CONF_PATH, REDIS_UID
 from harness import realizer
 from harness.attached import joining, remove_attached, start_s3_store
 from harness.clients import docker_login, run, wait_until
@@ -216,6 +217,11 @@ def test_three_replicas_and_a_redis_run_and_the_registry_answers(replicas_stack:
     assert response.status_code == 200 and response.json() == {}
     plain = requests.get("http://127.0.0.1:20500/v2/", auth=ACCOUNT, timeout=30)
     assert plain.status_code == 200 and plain.json() == {}
+    # redis.conf (its password) is redis's alone, and the server that reads it asks for the password.
+    redis = replicas_stack.replica("redis")
+    owner = redis.exec_run(["stat", "-c", "%a %u", REDIS_CONF_PATH]).output.decode().split()
+    assert owner == ["600", str(REDIS_UID)], owner
+    assert "NOAUTH" in redis.exec_run(["redis-cli", "ping"]).output.decode()
 
 
 def test_one_upload_lands_on_several_replicas_and_any_replica_serves_it(replicas_stack: ReplicasStack) -> None:

@@ -128,6 +128,13 @@ def test_registry_received_the_rendered_config(stack: LiveStack) -> None:
     assert mounts["/var/lib/registry"]["Name"] == "private-registry-live-registry-data"
 
 
+def test_the_files_with_secrets_are_the_registrys_alone(stack: LiveStack) -> None:
+    # The registry runs as root in its image; it started (and answers) with them 0600.
+    for container, path in (("registry", "/etc/docker/registry/config.yml"), ("registry", "/auth/htpasswd")):
+        done = stack.container(container).exec_run(["stat", "-c", "%a %u", path])
+        assert done.exit_code == 0 and done.output.decode().split() == ["600", "0"], (container, path, done.output)
+
+
 def test_all_containers_share_the_stack_network(stack: LiveStack) -> None:
     network = stack.client.networks.get(stack.outputs["networkName"])
     network.reload()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.redis_cache import REDIS_CONF_PATH
 from components.rendering import RedisCache, RegistryConfig, S3Storage, render_registry_config
 from harness.program import ProgramRun, is_secret, plain
 from tests.unit.test_config import error_of, load
@@ -262,7 +263,7 @@ def test_the_stacks_own_redis_is_a_password_protected_lru_cache(replicated: Prog
     assert inputs["name"] == "private-registry-test-redis"
     assert not inputs.get("ports")  # never published
     assert inputs["networksAdvanced"][0]["aliases"] == ["redis"]
-    conf = upload(inputs, "/usr/local/etc/redis/redis.conf")["content"]
+    conf = upload(inputs, REDIS_CONF_PATH)["content"]
     password = registry_document(replicated)["redis"]["password"]
     assert f"requirepass {password}\n" in conf and len(password) >= 32
     assert "maxmemory 256mb\n" in conf and "maxmemory-policy allkeys-lru\n" in conf and 'save ""\n' in conf
