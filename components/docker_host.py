@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pulumi
 import pulumi_docker as docker
 
@@ -22,3 +24,14 @@ def docker_provider(name: str, settings: DockerHostSettings) -> docker.Provider:
         cert_material=tls.cert_pem if tls is not None else None,
         key_material=pulumi.Output.secret(tls.key_pem.get_secret_value()) if tls is not None else None,
     )
+
+
+def docker_cli(settings: DockerHostSettings | None) -> str:
+    """The docker command an operator runs to reach the stack's engine, as outputs such as gcRunCommand spell it:
+    `docker` for the local engine; with dockerHost `docker --host <host>`, and `--tlsverify` for tcp:// (the
+    client certificate, key and CA then come from DOCKER_CERT_PATH, ~/.docker by default, as the docker CLI
+    reads them)."""
+    if settings is None:
+        return "docker"
+    tls = " --tlsverify" if settings.host.startswith("tcp://") else ""
+    return f"docker --host {shlex.quote(settings.host)}{tls}"

@@ -11,6 +11,7 @@ import pulumi_random as random
 from components.certificate_authority import CertificateAuthority, CertificateAuthorityArgs, ca_component_name
 from components.config import Settings, UiFlavor
 from components.docker_common import ContainerPlacement, StackScope
+from components.docker_host import docker_cli
 from components.maintenance import Maintenance, MaintenanceArgs
 from components.mirror import Mirror, MirrorArgs
 from components.pulumi_config import StackSecrets
@@ -159,6 +160,7 @@ class PrivateRegistry(pulumi.ComponentResource):
                 registry_config=registry.config_yml,
                 data_volume_name=registry.volume_name,
                 cache_env=_cache_env(redis),
+                docker_cli=docker_cli(settings.docker_host),
             ),
             opts=child,
         )

@@ -207,6 +207,27 @@ def test_a_docker_host_gets_an_explicit_provider_and_its_key_stays_secret(run: R
     assert docker_resources and all(r.options["provider"].startswith(provider.urn) for r in docker_resources)
 
 
+@pytest.mark.parametrize(
+    ("docker_host", "cli"),
+    [
+        pytest.param({"host": "ssh://deploy@build-host"}, "docker --host ssh://deploy@build-host", id="ssh"),
+        pytest.param(
+            {"host": "tcp://ops-host:2376", "tls": {"caPem": CERT, "certPem": CERT, "keyPem": TLS_KEY}},
+            "docker --host tcp://ops-host:2376 --tlsverify",
+            id="tcp-tls",
+        ),
+    ],
+)
+def test_gc_run_command_reaches_the_docker_host_the_stack_is_on(
+    run: Run, docker_host: dict[str, Any], cli: str
+) -> None:
+    # A bare `docker exec` would run against the operator's local engine, where no such container is.
+    result = run(dockerHost=docker_host)
+    assert result.outputs["gcRunCommand"] == (
+        f"{cli} exec private-registry-test-maintenance /usr/local/sbin/maintenance.sh run"
+    )
+
+
 def test_without_a_docker_host_there_is_no_explicit_provider(run: Run) -> None:
     result = run()
     assert not [r for r in result.registrations.values() if r.typ == "pulumi:providers:docker"]
