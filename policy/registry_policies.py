@@ -322,7 +322,7 @@ UNPINNED_IMAGES_SCHEMA = PolicyConfigSchema(
         "requireDigest": {
             "type": "boolean",
             "default": False,
-            "description": "Accept only images pinned by digest (name@sha256:...), not by tag.",
+            "description": "Accept only images pinned by digest (name:tag@sha256:...), not by tag alone.",
         }
     }
 )
@@ -354,15 +354,15 @@ def _unpinned_images(args: ResourceValidationArgs, report_violation: ReportViola
     if config["requireDigest"]:
         report_violation(
             f"{args.name} uses {reference!r}, pinned by tag only, and this pack requires digests. Set "
-            f"private-registry:{setting} to {repository}@sha256:<digest> (docker buildx imagetools inspect "
-            f"{reference} shows it).",
+            f"private-registry:{setting} to {reference}@sha256:<digest>, keeping the tag, which tells the program "
+            f"the image's version (docker buildx imagetools inspect {reference} shows the digest).",
             None,
         )
     elif tag is None or tag == "latest":
         report_violation(
             f"{args.name} uses {reference!r}, which is whatever {repository} means on the day of the next "
             f"`pulumi up`: a preview cannot show what changes. Pin a version: pulumi config set --path "
-            f"'private-registry:{setting}' {repository}:<version> (or {repository}@sha256:<digest>).",
+            f"'private-registry:{setting}' {repository}:<version> (or {repository}:<version>@sha256:<digest>).",
             None,
         )
 
