@@ -245,6 +245,9 @@ collect() {
 
 # ---- retention
 
+# The largest keepLast (components/config/gc.py KEEP_LAST_MAX): beyond 2^63 busybox cannot compare at all.
+KEEP_LAST_MAX=1000000
+
 # The first rule whose repository globs match: prints "keepLast tagGlobs" (`-` when absent).
 rule_for() {
     [ -f "$RULES" ] || return 1
@@ -289,10 +292,161 @@ matches_any() { # tag globs
     return 1
 }
 
+# Every rule's keepLast before any tag is touched: `-` or a whole number from 0 to KEEP_LAST_MAX. A number the
+# shell cannot compare would make every "is it among the last N" test fail, and every tag would go.
+check_rules() {
+    while read -r keep_last repositories keep_tags; do
+        case "$keep_last" in "#"* | "") continue ;; esac
+        if [ -z "$repositories" ] || [ -z "$keep_tags" ]; then
+            log "retention: FAILED: an incomplete rule line ('$keep_last $repositories'): no tag is deleted"
+            return 1
+        fi
+        [ "$keep_last" != - ] || continue
+        valid=true
+        case "$keep_last" in *[!0-9]*) valid=false ;; esac
+        # Seven digits at most before comparing: any such number compares.
+        if [ "$valid" = true ] && { [ "${#keep_last}" -gt 7 ] || ! at_most "$keep_last" "$KEEP_LAST_MAX"; }; then
+            valid=false
+        fi
+        if [ "$valid" = false ]; then
+            log "retention: FAILED: a rule has keepLast '$keep_last', not a whole number from 0 to $KEEP_LAST_MAX:" \
+                "no tag is deleted"
+            return 1
+        fi
+    done <"$RULES"
+}
+
+# first <= second, for whole numbers. A comparison the shell cannot make (not a number, beyond its range) stops the
+# run then and there: it must never read as "no" and let a tag go.
+at_most() {
+    compared=0
+    [ "$1" -le "$2" ] 2>/dev/null || compared=$?
+    case "$compared" in
+        0) return 0 ;;
+        1) return 1 ;;
+    esac
+    log "retention: FAILED: '$1' and '$2' cannot be compared as numbers: the run stops, no more tags are deleted"
+    exit 1
+}
+
+is_hex64() {
+    [ "${#1}" -eq 64 ] || return 1
+    case "$1" in *[!0-9a-f]*) return 1 ;; esac
+}
+
+# A tag of cosign's (sha256-<hex>.sig, .att, .sbom) or the OCI 1.1 referrers tag fallback (sha256-<hex>): it
+# belongs to the manifest sha256:<hex>, whose hex goes to `named`.
+tag_subject() {
+    case "$1" in sha256-*) ;; *) return 1 ;; esac
+    named=${1#sha256-}
+    named=${named%%.*}
+    case "${1#sha256-"$named"}" in "" | .sig | .att | .sbom) ;; *) return 1 ;; esac
+    is_hex64 "$named"
+}
+
+# The digests manifests name, from their JSON without jq: for each blob .../<hex>/data it writes $dir/facts/<hex>,
+# the hex of every sha256:<64 hex> anywhere in its strings but its subject, one a line (config, layers, an index's
+# manifests, annotations: naming more keeps more, never less); and when it has a subject (OCI 1.1: the top-level
+# subject.digest of a signature, attestation, SBOM...) $dir/subject_of/<hex> with that hex, and <hex> added to
+# $dir/referrers/<subject hex>. A JSON string holds no raw newline, so a line splits at its quotes into strings (an
+# odd run of backslashes before a quote escapes it) and the structure between them.
+# shellcheck disable=SC2016
+MANIFEST_DIGESTS='
+function odd_backslashes(s,   k, n) {
+    n = length(s)
+    k = 0
+    while (k < n && substr(s, n - k, 1) == "\\") k++
+    return k % 2
+}
+function unescape(s,   out, i, j, n, c, d, code) {
+    out = ""
+    n = length(s)
+    for (i = 1; i <= n; i++) {
+        c = substr(s, i, 1)
+        if (c != "\\") { out = out c; continue }
+        c = substr(s, ++i, 1)
+        if (c == "u") {
+            code = 0
+            for (j = 1; j <= 4; j++) {
+                d = index("0123456789abcdef", tolower(substr(s, i + j, 1)))
+                if (d == 0) { code = -1; break }
+                code = code * 16 + d - 1
+            }
+            i += 4
+            out = out ((code > 32 && code < 127) ? sprintf("%c", code) : "?")
+        } else if (c == "\"" || c == "\\" || c == "/") out = out c
+        else out = out "?"
+    }
+    return out
+}
+function structure(t,   j, m, c) {
+    m = length(t)
+    for (j = 1; j <= m; j++) {
+        c = substr(t, j, 1)
+        if (c == "{") { depth++; kind[depth] = "o"; want_key[depth] = 1; key[depth] = "" }
+        else if (c == "[") { depth++; kind[depth] = "a"; want_key[depth] = 0; key[depth] = "" }
+        else if (c == "}" || c == "]") { if (depth > 0) depth-- }
+        else if (c == "," && kind[depth] == "o") { want_key[depth] = 1; key[depth] = "" }
+    }
+}
+function token(s,   h) {
+    if (index(s, "\\")) s = unescape(s)
+    if (depth > 0 && kind[depth] == "o" && want_key[depth]) {
+        key[depth] = s
+        want_key[depth] = 0
+    } else if (depth == 2 && key[1] == "subject" && key[2] == "digest" && kind[2] == "o") {
+        if (s ~ /^sha256:[0-9a-f]+$/ && length(s) == 71) { subject = substr(s, 8); return }
+    }
+    # Every sha256: followed by 64 hex digits (the next search starts right after the "sha256:" found).
+    while (match(s, /sha256:[0-9a-f]/)) {
+        h = substr(s, RSTART + 7, 64)
+        s = substr(s, RSTART + 7)
+        if (length(h) == 64 && h !~ /[^0-9a-f]/ && !(h in named)) { named[h] = 1; print h > out }
+    }
+}
+function finish(   file) {
+    if (out == "") return
+    close(out)
+    out = ""
+    if (subject == "") return
+    file = dir "/subject_of/" hex
+    print subject > file
+    close(file)
+    file = dir "/referrers/" subject
+    print hex >> file
+    close(file)
+}
+FNR == 1 {
+    finish()
+    parts = split(FILENAME, path, "/")
+    hex = path[parts - 1]
+    out = dir "/facts/" hex
+    printf "" > out
+    depth = 0
+    subject = ""
+    split("", named)
+}
+{
+    n = split($0, part, "\"")
+    structure(part[1])
+    i = 1
+    while (i < n) {
+        s = part[++i]
+        while (odd_backslashes(s) && i < n) s = s "\"" part[++i]
+        token(s)
+        if (i < n) structure(part[++i])
+    }
+}
+END { finish() }
+'
+
 retention() {
     if ! grep -q '^[^#]' "$RULES" 2>/dev/null; then
         log "retention: no rules"
         return 0
+    fi
+    if ! check_rules; then
+        return 1
     fi
     [ -d "$REPOSITORIES" ] || return 0
     find "$REPOSITORIES" -type d -name _manifests | sort >"$STATE/repositories"
@@ -308,59 +462,237 @@ retention() {
     done <"$STATE/repositories"
 }
 
-# repository keepLast tagGlobs: keep the tags the rule keeps, delete the others.
+# hex: the manifest stays (a kept tag, or something kept, needs it); queued for `close_kept`.
+keep() {
+    if [ ! -e "$work/kept/$1" ]; then
+        : >"$work/kept/$1"
+        echo "$1" >>"$work/queue"
+    fi
+}
+
+# Whatever a kept manifest needs stays too, at any depth: every revision of the repository it names (an index's
+# platform manifests and attestations, an index within an index), and every revision whose subject it is (its
+# signatures, attestations, SBOMs). A manifest is followed once, so rings of references end.
+close_kept() {
+    while [ -s "$work/queue" ]; do
+        mv "$work/queue" "$work/round"
+        while read -r kept_hex; do
+            if [ -f "$work/referrers/$kept_hex" ]; then
+                while read -r referrer; do keep "$referrer"; done <"$work/referrers/$kept_hex"
+            fi
+            if [ -f "$work/facts/$kept_hex" ]; then
+                while read -r named_hex; do
+                    if [ -f "$revisions_dir/$named_hex/link" ]; then keep "$named_hex"; fi
+                done <"$work/facts/$kept_hex"
+            fi
+        done <"$work/round"
+    done
+}
+
+# Every revision of the repository and the facts of its manifest (MANIFEST_DIGESTS). Fails, naming it in
+# `unreadable`, when a manifest's blob is missing or cannot be read: without it nothing tells what it needs.
+read_revisions() {
+    : >"$work/revisions"
+    : >"$work/blobs"
+    [ -d "$revisions_dir" ] || return 0
+    find "$revisions_dir" -mindepth 2 -maxdepth 2 -name link >"$work/revision-links"
+    while read -r link; do
+        hex=${link%/link}
+        hex=${hex##*/}
+        is_hex64 "$hex" || continue
+        blob=$DATA/docker/registry/v2/blobs/sha256/${hex%"${hex#??}"}/$hex/data
+        if [ ! -f "$blob" ]; then
+            unreadable="manifest sha256:$hex has no blob ($blob)"
+            return 1
+        fi
+        echo "$hex" >>"$work/revisions"
+        echo "$blob" >>"$work/blobs"
+        : >"$work/facts/$hex"
+    done <"$work/revision-links"
+    [ -s "$work/blobs" ] || return 0
+    if ! xargs awk -v dir="$work" "$MANIFEST_DIGESTS" <"$work/blobs" 2>"$work/awk.err"; then
+        unreadable="its manifest blobs cannot be read ($(head -c 300 "$work/awk.err"))"
+        return 1
+    fi
+}
+
+# Marks in $work/candidates the manifests that may go: those of dropped tags, and those of the accessories in
+# $work/pending (not kept yet).
+candidates() {
+    rm -rf "$work/candidates"
+    mkdir "$work/candidates"
+    while read -r pushed tag hex subject; do : >"$work/candidates/$hex"; done <"$work/dropped"
+    while read -r pushed tag hex subject; do : >"$work/candidates/$hex"; done <"$work/pending"
+}
+
+# The accessories ($work/accessories: signatures, attestations, SBOMs, referrers) follow the manifest they belong
+# to: one stays when its subject is kept or stays anyway (untagged, or no manifest of this repository at all), and
+# goes when its subject goes (the manifest of a dropped tag, or of an accessory that goes, at any depth). Leaves
+# the ones that go in $work/pending.
+decide_accessories() {
+    cp "$work/accessories" "$work/pending"
+    while :; do
+        while :; do
+            candidates
+            progress=false
+            : >"$work/pending.next"
+            while read -r pushed tag hex subject; do
+                if [ -e "$work/kept/$subject" ] || [ ! -e "$work/candidates/$subject" ]; then
+                    keep "$hex"
+                    progress=true
+                else
+                    echo "$pushed $tag $hex $subject" >>"$work/pending.next"
+                fi
+            done <"$work/pending"
+            mv "$work/pending.next" "$work/pending"
+            close_kept
+            [ "$progress" = true ] || break
+        done
+        rm -rf "$work/going"
+        mkdir "$work/going"
+        while read -r pushed tag hex subject; do
+            if [ ! -e "$work/kept/$hex" ]; then : >"$work/going/$hex"; fi
+        done <"$work/dropped"
+        : >"$work/goes"
+        while :; do
+            progress=false
+            : >"$work/pending.next"
+            while read -r pushed tag hex subject; do
+                if [ -e "$work/going/$subject" ]; then
+                    echo "$pushed $tag $hex $subject" >>"$work/goes"
+                    if [ ! -e "$work/kept/$hex" ]; then : >"$work/going/$hex"; fi
+                    progress=true
+                else
+                    echo "$pushed $tag $hex $subject" >>"$work/pending.next"
+                fi
+            done <"$work/pending"
+            mv "$work/pending.next" "$work/pending"
+            [ "$progress" = true ] || break
+        done
+        if [ ! -s "$work/pending" ]; then
+            mv "$work/goes" "$work/pending"
+            return 0
+        fi
+        # Left: accessories of one another in a ring, none of them a dropped image's. Nothing shows they are
+        # garbage: they stay, and what they name with them; then the others are decided again.
+        while read -r pushed tag hex subject; do keep "$hex"; done <"$work/pending"
+        close_kept
+        mv "$work/goes" "$work/pending"
+    done
+}
+
+# repository keepLast tagGlobs: keep the tags the rule keeps and whatever they need, delete the others.
 retain() {
     repository=$1 keep_last=$2 keep_tags=$3
     tags_dir=$REPOSITORIES/$repository/_manifests/tags
     revisions_dir=$REPOSITORIES/$repository/_manifests/revisions/sha256
-    : >"$STATE/tags"
+    work=$STATE/retain
+    rm -rf "$work"
+    mkdir -p "$work/kept" "$work/facts" "$work/subject_of" "$work/referrers" "$work/tagged"
+    : >"$work/queue"
+    unreadable=""
+    if ! read_revisions; then
+        log "retention: $repository: WARNING: $unreadable; not knowing what it needs, retention deletes nothing in" \
+            "this repository (the run goes on)"
+        return 0
+    fi
+    : >"$work/tags"
     if [ -d "$tags_dir" ]; then
-        find "$tags_dir" -mindepth 3 -maxdepth 3 -path '*/current/link' >"$STATE/links"
+        find "$tags_dir" -mindepth 3 -maxdepth 3 -path '*/current/link' >"$work/links"
         while read -r link; do
             tag=${link#"$tags_dir"/}
             tag=${tag%/current/link}
             digest=$(cat "$link")
             case "$digest" in sha256:*) ;; *) continue ;; esac
-            echo "$(stat -c %Y "$link") $tag $digest" >>"$STATE/tags"
-        done <"$STATE/links"
+            is_hex64 "${digest#sha256:}" || continue
+            echo "$(stat -c %Y "$link") $tag ${digest#sha256:}" >>"$work/tags"
+        done <"$work/links"
     fi
     # Most recently pushed first; the tag name orders tags pushed in the same second.
-    sort -k1,1nr -k2,2 "$STATE/tags" >"$STATE/tags.sorted"
-    : >"$STATE/kept"
-    : >"$STATE/dropped"
+    sort -k1,1nr -k2,2 "$work/tags" >"$work/tags.sorted"
+
+    # An accessory's tag (cosign's, the referrers fallback, or any tag of a manifest with a subject) belongs to
+    # its subject; every other tag is an image's own, for the rule to decide.
+    : >"$work/normal"
+    : >"$work/accessories"
+    while read -r pushed tag hex; do
+        : >"$work/tagged/$hex"
+        subject=""
+        if tag_subject "$tag"; then
+            subject=$named
+        elif [ -f "$work/subject_of/$hex" ]; then
+            read -r subject <"$work/subject_of/$hex"
+        fi
+        if [ -n "$subject" ]; then
+            echo "$pushed $tag $hex $subject" >>"$work/accessories"
+        else
+            echo "$pushed $tag $hex" >>"$work/normal"
+        fi
+    done <"$work/tags.sorted"
+    # Untagged manifests: a referrer follows its subject; any other stays (retention deletes no untagged
+    # manifest), and so does what it needs.
+    while read -r hex; do
+        if [ -e "$work/tagged/$hex" ]; then continue; fi
+        if [ -f "$work/subject_of/$hex" ]; then
+            read -r subject <"$work/subject_of/$hex"
+            echo "- - $hex $subject" >>"$work/accessories"
+        else
+            keep "$hex"
+        fi
+    done <"$work/revisions"
+
+    : >"$work/dropped"
     position=0
-    while read -r pushed tag digest; do
+    while read -r pushed tag hex; do
         position=$((position + 1))
         if matches_any "$tag" "$keep_tags"; then
-            echo "$digest" >>"$STATE/kept"
-        elif [ "$keep_last" != - ] && [ "$position" -le "$keep_last" ]; then
-            echo "$digest" >>"$STATE/kept"
+            keep "$hex"
+        elif [ "$keep_last" != - ] && at_most "$position" "$keep_last"; then
+            keep "$hex"
         else
-            echo "$pushed $tag $digest" >>"$STATE/dropped"
+            echo "$pushed $tag $hex -" >>"$work/dropped"
         fi
-    done <"$STATE/tags.sorted"
-    kept_count=$(($(wc -l <"$STATE/tags.sorted") - $(wc -l <"$STATE/dropped")))
-    log "retention: $repository: keeping $kept_count tags, deleting $(wc -l <"$STATE/dropped" | tr -d ' ')"
-    while read -r pushed tag digest; do
-        when=$(date -d "@$pushed" '+%Y-%m-%d %H:%M')
-        hex=${digest#sha256:}
-        if grep -qx "$digest" "$STATE/kept"; then
-            what="tag $repository:$tag (its manifest $digest stays: a kept tag points to it)"
+    done <"$work/normal"
+    close_kept
+    decide_accessories
+    cat "$work/pending" >>"$work/dropped"
+
+    dropped_tags=0
+    dropped_untagged=0
+    while read -r pushed tag hex subject; do
+        if [ "$tag" != - ]; then
+            dropped_tags=$((dropped_tags + 1))
+        elif [ ! -e "$work/kept/$hex" ]; then
+            dropped_untagged=$((dropped_untagged + 1))
+        fi
+    done <"$work/dropped"
+    kept_count=$(($(wc -l <"$work/tags.sorted") - dropped_tags))
+    untagged_text=""
+    [ "$dropped_untagged" -eq 0 ] || untagged_text=", and $dropped_untagged untagged manifests of images that go"
+    log "retention: $repository: keeping $kept_count tags, deleting $dropped_tags$untagged_text"
+    while read -r pushed tag hex subject; do
+        digest=sha256:$hex
+        belongs=""
+        [ "$subject" = - ] || belongs="; it belongs to sha256:$subject, which goes"
+        if [ -e "$work/kept/$hex" ]; then
+            # An untagged manifest something kept needs: nothing to delete.
+            [ "$tag" != - ] || continue
+            what="tag $repository:$tag (its manifest $digest stays: kept tags need it$belongs)"
+        elif [ "$tag" = - ]; then
+            what="untagged $repository@$digest (${belongs#; })"
         else
-            what="$repository:$tag ($digest, pushed $when)"
+            what="$repository:$tag ($digest, pushed $(date -d "@$pushed" '+%Y-%m-%d %H:%M')$belongs)"
         fi
         if [ "$RETENTION_DRY_RUN" = true ]; then
             log "retention: would delete $what"
             continue
         fi
-        # What the registry's own DELETE does: the tag's directory, and the manifest's revision link when no
-        # kept tag points to it (its blobs then go in the garbage collection that follows).
-        rm -rf "${tags_dir:?}/$tag"
-        if ! grep -qx "$digest" "$STATE/kept"; then
-            rm -rf "${revisions_dir:?}/$hex"
-        fi
+        # What the registry's own DELETE does: the tag's directory, and the manifest's revision link when nothing
+        # kept needs it (its blobs then go in the garbage collection that follows).
+        if [ "$tag" != - ]; then rm -rf "${tags_dir:?}/$tag"; fi
+        if [ ! -e "$work/kept/$hex" ]; then rm -rf "${revisions_dir:?}/$hex"; fi
         log "retention: deleted $what"
-    done <"$STATE/dropped"
+    done <"$work/dropped"
 }
 
 health() {

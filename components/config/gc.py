@@ -18,6 +18,9 @@ CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
 # bracket sets. No spaces, commas or quotes: the maintenance script matches them with the shell's `case`.
 _REPOSITORY_GLOB = re.compile(r"^[a-z0-9._/*?\[\]!-]{1,255}$")
 _TAG_GLOB = re.compile(r"^[A-Za-z0-9._*?\[\]!-]{1,128}$")
+# The largest keepLast: far more tags than a repository holds, and a number busybox's `[ -le ]` compares (it fails
+# from 2^63 up). config_templates/maintenance.sh has the same bound (KEEP_LAST_MAX).
+KEEP_LAST_MAX = 1_000_000
 
 
 def cron_fields(schedule: str) -> tuple[str, ...]:
@@ -85,8 +88,9 @@ class RetentionRule(ConfigModel):
 
     repositories: tuple[str, ...] = Field(min_length=1)
     """Repository globs (`*` also matches `/`), e.g. `team/*`; a repository takes the first rule it matches."""
-    keep_last: StrictInt | None = Field(default=None, ge=0)
-    """Keep this many most recently pushed tags."""
+    keep_last: StrictInt | None = Field(default=None, ge=0, le=KEEP_LAST_MAX)
+    """Keep this many most recently pushed tags (at most KEEP_LAST_MAX: the maintenance script compares with the
+    shell's numbers, and refuses a larger one itself too)."""
     keep_tags: tuple[str, ...] = ()
     """Keep tags matching any of these globs, e.g. `v*`, `latest`, whatever their age."""
 

@@ -11,6 +11,7 @@ settings where the script sources /etc/registry-maintenance/settings.env and cut
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -18,10 +19,11 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -646,6 +648,111 @@ def test_hsts_only_on_the_tls_server(nginx: Node) -> None:
 
 # ---- 4. retention on a fake storage tree
 
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def repositories_dir(data: Path) -> Path:
+    return data / "docker/registry/v2/repositories"
+
+
+def blob_path(data: Path, hex_digest: str) -> Path:
+    return data / "docker/registry/v2/blobs/sha256" / hex_digest[:2] / hex_digest / "data"
+
+
+def name_hash(text: str) -> str:
+    """A digest standing for a blob of that name (configs, layers, manifests of other repositories)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def image_manifest(name: str, *, media_type: str = OCI_MANIFEST, subject: str | None = None) -> dict[str, object]:
+    """An image manifest with a config and a layer of its own (blobs, not manifests), optionally with a subject."""
+    document: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": f"sha256:{name_hash('config ' + name)}",
+            "size": 2,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": f"sha256:{name_hash('layer ' + name)}",
+                "size": 9,
+            }
+        ],
+    }
+    if subject is not None:
+        document["subject"] = {"mediaType": OCI_MANIFEST, "digest": f"sha256:{subject}", "size": 512}
+    return document
+
+
+def index_manifest(
+    children: list[str], *, media_type: str = OCI_INDEX, child_type: str = OCI_MANIFEST
+) -> dict[str, object]:
+    platforms = [{"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
+    return {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "manifests": [
+            {"mediaType": child_type, "digest": f"sha256:{child}", "size": 400, "platform": platforms[i % 2]}
+            for i, child in enumerate(children)
+        ],
+    }
+
+
+@dataclass
+class Store:
+    """What the filesystem driver leaves in the data volume: manifests (a revision link in their repository and
+    a blob), tags (a current link and an index entry, with the push time as their files' time). The script reads
+    blobs by name and never hashes them, so a test may also store a manifest under a name of its choosing."""
+
+    data: Path
+    tag_digests: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(repository, tag): the hex of its manifest."""
+    revisions: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def tags(self) -> set[tuple[str, str]]:
+        return set(self.tag_digests)
+
+    def manifest(
+        self, repository: str, document: dict[str, object] | str, *, name: str | None = None, blob: bool = True
+    ) -> str:
+        content = (document if isinstance(document, str) else json.dumps(document)).encode()
+        hex_digest = name or hashlib.sha256(content).hexdigest()
+        revision = repositories_dir(self.data) / repository / "_manifests/revisions/sha256" / hex_digest / "link"
+        revision.parent.mkdir(parents=True, exist_ok=True)
+        revision.write_text(f"sha256:{hex_digest}")
+        if blob:
+            blob_path(self.data, hex_digest).parent.mkdir(parents=True, exist_ok=True)
+            blob_path(self.data, hex_digest).write_bytes(content)
+        self.revisions.add((repository, hex_digest))
+        return hex_digest
+
+    def tag(self, repository: str, tag: str, hex_digest: str, pushed: int) -> None:
+        tag_dir = repositories_dir(self.data) / repository / "_manifests/tags" / tag
+        for path in (tag_dir / "current/link", tag_dir / "index/sha256" / hex_digest / "link"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"sha256:{hex_digest}")
+            os.utime(path, (pushed, pushed))
+        self.tag_digests[(repository, tag)] = hex_digest
+
+    def image(self, repository: str, tag: str, pushed: int, **manifest: Any) -> str:
+        hex_digest = self.manifest(repository, image_manifest(f"{repository}:{tag}", **manifest))
+        self.tag(repository, tag, hex_digest, pushed)
+        return hex_digest
+
+    def remaining(self) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """The tags and revisions (repository, hex) still in the tree."""
+        root = repositories_dir(self.data)
+        tags = {(r, t) for r, t in self.tags if (root / r / "_manifests/tags" / t).exists()}
+        revisions = {(r, h) for r, h in self.revisions if (root / r / "_manifests/revisions/sha256" / h).exists()}
+        return tags, revisions
+
 
 @dataclass(frozen=True)
 class Tag:
@@ -660,20 +767,10 @@ def hex_digest(letter: str) -> str:
     return letter * 64
 
 
-def repositories_dir(data: Path) -> Path:
-    return data / "docker/registry/v2/repositories"
-
-
-def push(data: Path, tag: Tag) -> None:
-    """What the filesystem driver leaves for a pushed tag: its current link, its index, the manifest's revision."""
-    manifests = repositories_dir(data) / tag.repository / "_manifests"
-    link = manifests / "tags" / tag.name / "current/link"
-    index = manifests / "tags" / tag.name / "index/sha256" / hex_digest(tag.digest) / "link"
-    revision = manifests / "revisions/sha256" / hex_digest(tag.digest) / "link"
-    for path in (link, index, revision):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"sha256:{hex_digest(tag.digest)}")
-        os.utime(path, (tag.pushed, tag.pushed))
+def push(store: Store, tag: Tag) -> None:
+    """A plain image under the letter's digest, and its tag."""
+    hex_ = store.manifest(tag.repository, image_manifest(tag.digest), name=hex_digest(tag.digest))
+    store.tag(tag.repository, tag.name, hex_, tag.pushed)
 
 
 DAY = 86400
@@ -714,7 +811,7 @@ GC_RULES = {
 }
 DELETED = {("team/app", "old"), ("team/app", "t1"), ("team/app", "t2"), ("ci/build", "b1"), ("solo/tool", "nightly")}
 # b1's manifest stays for v0, old's for t4.
-DELETED_REVISIONS = {("team/app", "b"), ("team/app", "c"), ("solo/tool", "8")}
+DELETED_REVISIONS = {("team/app", hex_digest("b")), ("team/app", hex_digest("c")), ("solo/tool", hex_digest("8"))}
 
 
 def tree(data: Path) -> dict[str, tuple[str, int]]:
@@ -725,34 +822,47 @@ def tree(data: Path) -> dict[str, tuple[str, int]]:
     }
 
 
-def run_retention(tmp_path: Path, busybox_path: str, *, dry_run: bool) -> tuple[Path, list[str]]:
-    data = tmp_path / "data"
-    for tag in TAGS:
-        push(data, tag)
-    gc = load_gc(GC_RULES)
-    rules = tmp_path / "retention.rules"
-    rules.write_text(
-        render_retention_rules(
-            tuple(RetentionRuleLine(rule.repositories, rule.keep_last, rule.keep_tags) for rule in gc.retention.rules)
-        )
-    )
+def rules_text(gc: object) -> str:
+    """retention.rules as the program renders it from a `gc` block (validated like any config)."""
+    rules = load_gc(gc).retention.rules
+    return render_retention_rules(tuple(RetentionRuleLine(r.repositories, r.keep_last, r.keep_tags) for r in rules))
+
+
+def run_rules(
+    tmp_path: Path, busybox_path: str, data: Path, rules: str, *, dry_run: bool, body: str = "retention\n"
+) -> subprocess.CompletedProcess[str]:
+    """The script's retention on `data`, with this retention.rules text."""
+    rules_file = tmp_path / "retention.rules"
+    rules_file.write_text(rules)
     settings_env = render_maintenance_settings(maintenance_settings(retention_dry_run=dry_run))
+    state = tmp_path / "state"
+    shutil.rmtree(state, ignore_errors=True)
     # The script's paths, pointed into tmp_path after its own assignments.
-    body = (
+    program = (
         f"DATA='{data}'\n"
         'REPOSITORIES="$DATA/docker/registry/v2/repositories"\n'
-        f"STATE='{tmp_path / 'state'}'\n"
-        f"RULES='{rules}'\n"
+        f"STATE='{state}'\n"
+        f"RULES='{rules_file}'\n"
         'mkdir -p "$STATE"\n'
-        "retention\n"
-    )
+    ) + body
     # The container's working directory is the image's /: its names must not stand in for the tag globs (v* var).
     root = tmp_path / "root"
     for name in ("bin", "etc", "srv", "usr", "var"):
-        (root / name).mkdir(parents=True)
-    result = run_busybox(script_program(settings_env, body), busybox_path, cwd=root)
+        (root / name).mkdir(parents=True, exist_ok=True)
+    return run_busybox(script_program(settings_env, program), busybox_path, cwd=root)
+
+
+def pushed_tags(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "data")
+    for tag in TAGS:
+        push(store, tag)
+    return store
+
+
+def run_retention(tmp_path: Path, busybox_path: str, store: Store, *, dry_run: bool) -> list[str]:
+    result = run_rules(tmp_path, busybox_path, store.data, rules_text(GC_RULES), dry_run=dry_run)
     assert result.returncode == 0, result.stdout + result.stderr
-    return data, result.stdout.splitlines()
+    return result.stdout.splitlines()
 
 
 def logged_tags(lines: list[str], verb: str) -> set[tuple[str, str]]:
@@ -764,27 +874,30 @@ def logged_tags(lines: list[str], verb: str) -> set[tuple[str, str]]:
     return found
 
 
-def remaining(data: Path) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-    """The tags and the revisions (repository, digest letter) left in the tree."""
-    tags = set()
-    revisions = set()
-    for tag in TAGS:
-        manifests = repositories_dir(data) / tag.repository / "_manifests"
-        if (manifests / "tags" / tag.name).exists():
-            tags.add((tag.repository, tag.name))
-        if (manifests / "revisions/sha256" / hex_digest(tag.digest)).exists():
-            revisions.add((tag.repository, tag.digest))
-    return tags, revisions
+def logged_staying(lines: list[str], verb: str) -> set[tuple[str, str]]:
+    """The dropped tags whose manifest the log says stays (something kept needs it)."""
+    found = set()
+    for line in lines:
+        match = re.search(rf"maintenance: retention: {verb} tag ([^:\s]+):(\S+) \(its manifest sha256:\S+ stays", line)
+        if match:
+            found.add((match[1], match[2]))
+    return found
+
+
+def logged_untagged(lines: list[str], verb: str) -> set[tuple[str, str]]:
+    found = set()
+    for line in lines:
+        match = re.search(rf"maintenance: retention: {verb} untagged ([^@\s]+)@sha256:([0-9a-f]{{64}}) \(", line)
+        if match:
+            found.add((match[1], match[2]))
+    return found
 
 
 def test_retention_dry_run_only_logs(tmp_path: Path, busybox_path: str) -> None:
-    data = tmp_path / "data"
-    for tag in TAGS:
-        push(data, tag)
-    before = tree(data)
-    shutil.rmtree(data)
-    data, lines = run_retention(tmp_path, busybox_path, dry_run=True)
-    assert tree(data) == before
+    store = pushed_tags(tmp_path)
+    before = tree(store.data)
+    lines = run_retention(tmp_path, busybox_path, store, dry_run=True)
+    assert tree(store.data) == before
     assert logged_tags(lines, "would delete") == DELETED
     assert not logged_tags(lines, "deleted")
     assert any("retention: team/app: keeping 3 tags, deleting 3" in line for line in lines), lines
@@ -792,17 +905,318 @@ def test_retention_dry_run_only_logs(tmp_path: Path, busybox_path: str) -> None:
 
 
 def test_retention_deletes_what_the_rules_do_not_keep(tmp_path: Path, busybox_path: str) -> None:
-    data, lines = run_retention(tmp_path, busybox_path, dry_run=False)
-    tags, revisions = remaining(data)
-    every_tag = {(tag.repository, tag.name) for tag in TAGS}
-    every_revision = {(tag.repository, tag.digest) for tag in TAGS}
-    assert tags == every_tag - DELETED
-    assert revisions == every_revision - DELETED_REVISIONS
+    store = pushed_tags(tmp_path)
+    lines = run_retention(tmp_path, busybox_path, store, dry_run=False)
+    tags, revisions = store.remaining()
+    assert tags == store.tags - DELETED
+    assert revisions == store.revisions - DELETED_REVISIONS
     assert logged_tags(lines, "deleted") == DELETED
     assert not logged_tags(lines, "would delete")
     # Shared manifests are named as such in the log.
     assert any("tag team/app:old (its manifest sha256:" in line for line in lines), lines
     assert any("tag ci/build:b1 (its manifest sha256:" in line for line in lines), lines
+
+
+# ---- what kept tags need: indexes, signatures, attestations, SBOMs, referrers
+
+
+@dataclass
+class Scenario:
+    """A tree, the rules, and what retention must delete: every other tag and revision stays."""
+
+    store: Store
+    gc: dict[str, object]
+    deleted_tags: set[tuple[str, str]]
+    deleted_revisions: set[tuple[str, str]]
+    deleted_untagged: set[tuple[str, str]] = field(default_factory=set)
+    """Untagged revisions that go (referrers of manifests that go)."""
+
+
+def multi_platform(store: Store, media_types: tuple[str, str]) -> Scenario:
+    """`docker buildx imagetools create`: an index tagged 1.0 over platform manifests tagged 1.0-amd64 and
+    1.0-arm64, kept by keepTags [1.0] with keepLast 1: the platform tags go, their manifests stay. An older
+    index (0.9) and its platforms, and two builds, go altogether."""
+    index_type, child_type = media_types
+    repo = "multi/app"
+    gone: set[tuple[str, str]] = set()
+    for version, pushed in (("0.9", T0 + 100), ("1.0", T0 + 200)):
+        children = []
+        for offset, arch in enumerate(("amd64", "arm64")):
+            children.append(store.image(repo, f"{version}-{arch}", pushed + offset, media_type=child_type))
+        index = store.manifest(repo, index_manifest(children, media_type=index_type, child_type=child_type))
+        store.tag(repo, version, index, pushed + 10)
+        if version == "0.9":
+            gone |= {(repo, index), *((repo, child) for child in children)}
+    builds = [store.image(repo, f"build-{n}", T0 + n) for n in (1, 2)]
+    return Scenario(
+        store,
+        {"retention": {"rules": [{"repositories": ["multi/*"], "keepLast": 1, "keepTags": ["1.0"]}]}},
+        deleted_tags={
+            (repo, t) for t in ("0.9", "0.9-amd64", "0.9-arm64", "1.0-amd64", "1.0-arm64", "build-1", "build-2")
+        },
+        deleted_revisions=gone | {(repo, build) for build in builds},
+    )
+
+
+def nested_index(store: Store) -> Scenario:
+    """An index within an index within an index (each level tagged, only the top one kept), written in other JSON
+    layouts: pretty-printed over many lines, a digest spelled with a \\u escape. Two manifests that name each
+    other (impossible by content, written here by name) end the walk. A third index names a platform manifest
+    it shares with the kept one: that platform stays, the third index goes."""
+    repo = "nested/app"
+    platform = store.image(repo, "3.0-linux-amd64", T0 + 10)
+    ring_a, ring_b = "a1" * 32, "b2" * 32
+    store.manifest(repo, image_manifest("ring a") | {"annotations": {"next": f"sha256:{ring_b}"}}, name=ring_a)
+    store.manifest(repo, image_manifest("ring b") | {"annotations": {"next": f"sha256:{ring_a}"}}, name=ring_b)
+    store.tag(repo, "ring-a", ring_a, T0 + 11)
+    store.tag(repo, "ring-b", ring_b, T0 + 12)
+    inner_text = json.dumps(index_manifest([platform, ring_a]), indent=4).replace(
+        f'"sha256:{platform}"', f'"\\u0073ha256:{platform}"'
+    )
+    assert "\n" in inner_text and "\\u0073ha256:" in inner_text
+    inner = store.manifest(repo, inner_text)
+    store.tag(repo, "3.0-linux", inner, T0 + 20)
+    middle = store.manifest(repo, index_manifest([inner]))
+    store.tag(repo, "3.0-middle", middle, T0 + 21)
+    top = store.manifest(repo, index_manifest([middle]))
+    store.tag(repo, "3.0", top, T0 + 30)
+    other = store.manifest(repo, index_manifest([platform]))
+    store.tag(repo, "other", other, T0 + 5)
+    build = store.image(repo, "build-1", T0 + 1)
+    return Scenario(
+        store,
+        {"retention": {"rules": [{"repositories": ["nested/*"], "keepLast": 1, "keepTags": ["3.0"]}]}},
+        deleted_tags={
+            (repo, t) for t in ("3.0-linux-amd64", "ring-a", "ring-b", "3.0-linux", "3.0-middle", "other", "build-1")
+        },
+        deleted_revisions={(repo, other), (repo, build)},
+    )
+
+
+def cosign(store: Store) -> Scenario:
+    """cosign's tags (sha256-<image>.sig, .att, .sbom) and the OCI 1.1 referrers tag fallback (sha256-<image>,
+    an index of the image's referrers) are pushed after their image, so they are the newest: keepLast does not
+    count them. They stay with their image (v1.0 by keepTags, build-3 by keepLast 1) and go with it (build-1,
+    build-2), at any depth (a signature of a signature). One whose image is no manifest of the repository stays."""
+    repo = "signed/app"
+    v1 = store.image(repo, "v1.0", T0 + 1)
+    b1, b2, b3 = (store.image(repo, f"build-{n}", T0 + 1 + n) for n in (1, 2, 3))
+    deleted_tags = {(repo, "build-1"), (repo, "build-2")}
+    deleted_revisions = {(repo, b1), (repo, b2)}
+    deleted_untagged = set()
+    pushed = T0 + 100
+    for image, goes in ((v1, False), (b1, True), (b2, True), (b3, False)):
+        for suffix in (".sig", ".att", ".sbom"):
+            tag = f"sha256-{image}{suffix}"
+            accessory = store.manifest(repo, image_manifest(f"{tag} of {image}"))
+            store.tag(repo, tag, accessory, pushed)
+            pushed += 1
+            if goes:
+                deleted_tags.add((repo, tag))
+                deleted_revisions.add((repo, accessory))
+            if suffix == ".sig":  # the signature's own signature
+                tag = f"sha256-{accessory}.sig"
+                signature = store.manifest(repo, image_manifest(f"signature of {accessory}"))
+                store.tag(repo, tag, signature, pushed)
+                pushed += 1
+                if goes:
+                    deleted_tags.add((repo, tag))
+                    deleted_revisions.add((repo, signature))
+        if image in (v1, b1):
+            # The tag fallback: an index of the image's referrers, which are untagged manifests with a subject.
+            referrer = store.manifest(repo, image_manifest(f"sbom of {image}", subject=image))
+            fallback = store.manifest(repo, index_manifest([referrer]))
+            store.tag(repo, f"sha256-{image}", fallback, pushed)
+            pushed += 1
+            if goes:
+                deleted_tags.add((repo, f"sha256-{image}"))
+                deleted_revisions |= {(repo, fallback), (repo, referrer)}
+                deleted_untagged.add((repo, referrer))
+    elsewhere = name_hash("an image of another repository")
+    store.tag(repo, f"sha256-{elsewhere}.sig", store.manifest(repo, image_manifest("foreign signature")), pushed)
+    # Not cosign's: a tag that only looks like one stays a build tag (and goes).
+    lookalike = store.manifest(repo, image_manifest("look-alike"))
+    store.tag(repo, f"sha256-{elsewhere}.tmp", lookalike, T0)
+    deleted_tags.add((repo, f"sha256-{elsewhere}.tmp"))
+    deleted_revisions.add((repo, lookalike))
+    return Scenario(
+        store,
+        {"retention": {"rules": [{"repositories": ["signed/app"], "keepLast": 1, "keepTags": ["v*"]}]}},
+        deleted_tags,
+        deleted_revisions,
+        deleted_untagged,
+    )
+
+
+def referrers(store: Store) -> Scenario:
+    """OCI 1.1 referrers, manifests with a `subject`, whatever their tag (or none): not counted by keepLast, kept
+    with their subject, gone with it, at any depth; one whose subject is no manifest of the repository stays."""
+    repo = "sbom/app"
+    v1 = store.image(repo, "v1", T0 + 1)
+    b1 = store.image(repo, "b1", T0 + 2)
+    b2 = store.image(repo, "b2", T0 + 3)  # the newest build: keepLast 1
+    sbom_v1 = store.image(repo, "sbom-v1", T0 + 10, subject=v1)
+    sbom_b1 = store.image(repo, "sbom-b1", T0 + 11, subject=b1)
+    store.image(repo, "sbom-b2", T0 + 12, subject=b2)
+    # Untagged referrers (pushed by digest, as with the referrers API), one a referrer of a referrer.
+    store.manifest(repo, image_manifest("attestation of v1", subject=v1))
+    store.manifest(repo, image_manifest("signature of sbom-v1", subject=sbom_v1))
+    attestation_b1 = store.manifest(repo, image_manifest("attestation of b1", subject=b1))
+    signature_b1 = store.manifest(repo, image_manifest("signature of sbom-b1", subject=sbom_b1))
+    signed_sbom_b1 = store.image(repo, "sig-sbom-b1", T0 + 13, subject=sbom_b1)
+    store.image(repo, "foreign-ref", T0 + 14, subject=name_hash("another repository's image"))
+    return Scenario(
+        store,
+        {"retention": {"rules": [{"repositories": ["sbom/*"], "keepLast": 1, "keepTags": ["v*"]}]}},
+        deleted_tags={(repo, "b1"), (repo, "sbom-b1"), (repo, "sig-sbom-b1")},
+        deleted_revisions={(repo, h) for h in (b1, sbom_b1, attestation_b1, signature_b1, signed_sbom_b1)},
+        deleted_untagged={(repo, attestation_b1), (repo, signature_b1)},
+    )
+
+
+def accessory_ring(store: Store) -> Scenario:
+    """Two cosign-style tags that each name the other's manifest (written so on purpose), and no image among
+    them: nothing shows they are garbage, so they stay (the build tags around them are decided as ever)."""
+    repo = "ring/app"
+    first = store.manifest(repo, image_manifest("first"))
+    second = store.manifest(repo, image_manifest("second"))
+    store.tag(repo, f"sha256-{second}.sig", first, T0 + 50)
+    store.tag(repo, f"sha256-{first}.sig", second, T0 + 51)
+    own = store.manifest(repo, image_manifest("own"))
+    store.tag(repo, f"sha256-{own}", own, T0 + 52)  # an accessory of itself
+    old = store.image(repo, "old", T0 + 1)
+    store.image(repo, "new", T0 + 2)
+    return Scenario(
+        store,
+        {"retention": {"rules": [{"repositories": ["ring/*"], "keepLast": 1}]}},
+        deleted_tags={(repo, "old")},
+        deleted_revisions={(repo, old)},
+    )
+
+
+SCENARIOS: dict[str, Callable[[Store], Scenario]] = {
+    "oci-index": lambda store: multi_platform(store, (OCI_INDEX, OCI_MANIFEST)),
+    "docker-manifest-list": lambda store: multi_platform(store, (DOCKER_LIST, DOCKER_MANIFEST)),
+    "nested-index": nested_index,
+    "cosign": cosign,
+    "referrers": referrers,
+    "accessory-ring": accessory_ring,
+}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_retention_keeps_what_kept_tags_need(tmp_path: Path, busybox_path: str, name: str, dry_run: bool) -> None:
+    """Each scenario twice: the real run deletes exactly what it must; the dry run names exactly that and
+    changes nothing."""
+    scenario = SCENARIOS[name](Store(tmp_path / "data"))
+    store = scenario.store
+    before = tree(store.data)
+    result = run_rules(tmp_path, busybox_path, store.data, rules_text(scenario.gc), dry_run=dry_run)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    verb, other = ("would delete", "deleted") if dry_run else ("deleted", "would delete")
+    assert logged_tags(lines, verb) == scenario.deleted_tags, result.stdout
+    assert logged_untagged(lines, verb) == scenario.deleted_untagged, result.stdout
+    staying = {
+        (repo, tag)
+        for repo, tag in scenario.deleted_tags
+        if (repo, store.tag_digests[(repo, tag)]) not in scenario.deleted_revisions
+    }
+    assert logged_staying(lines, verb) == staying, result.stdout
+    assert not logged_tags(lines, other) and not logged_untagged(lines, other)
+    if dry_run:
+        assert tree(store.data) == before
+        return
+    tags, revisions = store.remaining()
+    assert tags == store.tags - scenario.deleted_tags
+    assert revisions == store.revisions - scenario.deleted_revisions
+    # Blobs are the garbage collection's: retention removes none.
+    assert {path for path in before if "/blobs/" in path} <= set(tree(store.data))
+
+
+def test_a_dropped_tag_whose_manifest_an_index_needs_loses_only_its_tag(tmp_path: Path, busybox_path: str) -> None:
+    scenario = multi_platform(Store(tmp_path / "data"), (OCI_INDEX, OCI_MANIFEST))
+    result = run_rules(tmp_path, busybox_path, scenario.store.data, rules_text(scenario.gc), dry_run=False)
+    assert re.search(
+        r"retention: deleted tag multi/app:1\.0-amd64 \(its manifest sha256:[0-9a-f]{64} stays", result.stdout
+    )
+    assert "retention: multi/app: keeping 1 tags, deleting 7" in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["index", "platform", "build"])
+def test_a_manifest_without_its_blob_stops_deletions_in_its_repository_only(
+    tmp_path: Path, busybox_path: str, missing: str
+) -> None:
+    """Without a manifest's blob nothing tells what it needs: retention deletes nothing in that repository, says
+    so, and goes on with the others (the run does not fail for it)."""
+    store = Store(tmp_path / "data")
+    repo = "broken/app"
+    platform = store.image(repo, "1.0-amd64", T0 + 10)
+    index = store.manifest(repo, index_manifest([platform]))
+    store.tag(repo, "1.0", index, T0 + 20)
+    build = store.image(repo, "build-1", T0 + 1)
+    blob_path(store.data, {"index": index, "platform": platform, "build": build}[missing]).unlink()
+    fine = store.image("fine/app", "build-1", T0 + 1)
+    store.image("fine/app", "1.0", T0 + 2)
+    before = tree(store.data)
+    gc = {"retention": {"rules": [{"repositories": ["broken/*", "fine/*"], "keepLast": 1, "keepTags": ["1.0"]}]}}
+    result = run_rules(tmp_path, busybox_path, store.data, rules_text(gc), dry_run=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"retention: broken/app: WARNING: manifest sha256:[0-9a-f]{64} has no blob", result.stdout)
+    assert "deletes nothing in this repository" in result.stdout
+    after = tree(store.data)
+    assert {p: v for p, v in after.items() if "/broken/" in p} == {p: v for p, v in before.items() if "/broken/" in p}
+    assert logged_tags(result.stdout.splitlines(), "deleted") == {("fine/app", "build-1")}
+    assert ("fine/app", fine) not in store.remaining()[1]
+
+
+@pytest.mark.parametrize("keep_last", ["9223372036854775808", "99999999999999999999", "1000001", "1e3", "0x10", "-1"])
+def test_a_keep_last_out_of_bounds_fails_the_run_and_deletes_nothing(
+    tmp_path: Path, busybox_path: str, keep_last: str
+) -> None:
+    """A rules file the config would refuse (written here by hand): from 2^63 busybox's `[ -le ]` cannot compare,
+    which must not read as "not among the last N". The run fails before any tag is touched."""
+    store = Store(tmp_path / "data")
+    for n in range(3):
+        store.image("team/app", f"t{n}", T0 + n)
+    before = tree(store.data)
+    rules = f"# header\n1 other/* -\n{keep_last} team/* -\n"
+    result = run_rules(tmp_path, busybox_path, store.data, rules, dry_run=False, body="retention\necho survived\n")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "survived" not in result.stdout
+    assert (
+        f"retention: FAILED: a rule has keepLast '{keep_last}', not a whole number from 0 to 1000000" in result.stdout
+    )
+    assert tree(store.data) == before
+
+
+def test_keep_last_is_bounded_by_the_config_and_by_the_script(tmp_path: Path, busybox_path: str) -> None:
+    """The config refuses a keepLast above 1,000,000 (2^63 would fail busybox's `[ -le ]`), naming the key; the
+    script takes the largest one and keeps everything."""
+    for value in (2**63, 1_000_001):
+        assert (
+            "private-registry:gc.retention.rules.0.keepLast: Input should be less than or equal to 1000000 "
+            f"(got {value})"
+        ) in gc_error(rule(keepLast=value))
+    store = Store(tmp_path / "data")
+    for n in range(3):
+        store.image("team/app", f"t{n}", T0 + n)
+    before = tree(store.data)
+    gc = {"retention": {"rules": [{"repositories": ["team/*"], "keepLast": 1_000_000}]}}
+    result = run_rules(tmp_path, busybox_path, store.data, rules_text(gc), dry_run=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "team/app: keeping 3 tags, deleting 0" in result.stdout
+    assert tree(store.data) == before
+
+
+def test_a_comparison_the_shell_cannot_make_stops_the_run(tmp_path: Path, busybox_path: str) -> None:
+    """The script's own guard, beneath the rules check: `at_most` ends the run rather than answer "no"."""
+    body = 'at_most 3 5 && echo "3<=5"\nat_most 5 3 || echo "5>3"\nat_most 3 9223372036854775808\necho survived\n'
+    result = run_rules(tmp_path, busybox_path, tmp_path / "data", "# header\n", dry_run=False, body=body)
+    assert result.returncode == 1
+    assert "3<=5" in result.stdout and "5>3" in result.stdout and "survived" not in result.stdout
+    assert "cannot be compared as numbers: the run stops" in result.stdout
 
 
 # ---- emptying the Redis cache after a collection (busybox nc against a fake Redis)
