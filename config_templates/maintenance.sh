@@ -597,17 +597,21 @@ retain() {
         return 0
     fi
     : >"$work/tags"
+    : >"$work/links.timed"
     if [ -d "$tags_dir" ]; then
         find "$tags_dir" -mindepth 3 -maxdepth 3 -path '*/current/link' >"$work/links"
-        while read -r link; do
-            tag=${link#"$tags_dir"/}
-            tag=${tag%/current/link}
-            digest=$(cat "$link")
-            case "$digest" in sha256:*) ;; *) continue ;; esac
-            is_hex64 "${digest#sha256:}" || continue
-            echo "$(stat -c %Y "$link") $tag ${digest#sha256:}" >>"$work/tags"
-        done <"$work/links"
+        # One stat for all (names have no blanks: the registry allows none in repositories or tags).
+        if [ -s "$work/links" ]; then xargs stat -c '%Y %n' <"$work/links" >"$work/links.timed"; fi
     fi
+    while read -r pushed link; do
+        tag=${link#"$tags_dir"/}
+        tag=${tag%/current/link}
+        digest=""
+        read -r digest <"$link" || true # a link holds the digest without a newline
+        case "$digest" in sha256:*) ;; *) continue ;; esac
+        is_hex64 "${digest#sha256:}" || continue
+        echo "$pushed $tag ${digest#sha256:}" >>"$work/tags"
+    done <"$work/links.timed"
     # Most recently pushed first; the tag name orders tags pushed in the same second.
     sort -k1,1nr -k2,2 "$work/tags" >"$work/tags.sorted"
 
@@ -670,29 +674,36 @@ retain() {
     untagged_text=""
     [ "$dropped_untagged" -eq 0 ] || untagged_text=", and $dropped_untagged untagged manifests of images that go"
     log "retention: $repository: keeping $kept_count tags, deleting $dropped_tags$untagged_text"
-    while read -r pushed tag hex subject; do
+    # Each line: what goes (with its push time as the log shows it), and the paths that go with it. What the
+    # registry's own DELETE does: the tag's directory, and the manifest's revision link when nothing kept needs
+    # it (its blobs then go in the garbage collection that follows).
+    [ -s "$work/dropped" ] || return 0
+    awk '{ print $0, ($1 == "-" ? "-" : strftime("%Y-%m-%d_%H:%M", $1)) }' "$work/dropped" >"$work/dropped.dated"
+    : >"$work/deleted"
+    : >"$work/paths"
+    while read -r pushed tag hex subject when; do
         digest=sha256:$hex
         belongs=""
         [ "$subject" = - ] || belongs="; it belongs to sha256:$subject, which goes"
         if [ -e "$work/kept/$hex" ]; then
             # An untagged manifest something kept needs: nothing to delete.
             [ "$tag" != - ] || continue
-            what="tag $repository:$tag (its manifest $digest stays: kept tags need it$belongs)"
+            echo "tag $repository:$tag (its manifest $digest stays: kept tags need it$belongs)" >>"$work/deleted"
         elif [ "$tag" = - ]; then
-            what="untagged $repository@$digest (${belongs#; })"
+            echo "untagged $repository@$digest (${belongs#; })" >>"$work/deleted"
         else
-            what="$repository:$tag ($digest, pushed $(date -d "@$pushed" '+%Y-%m-%d %H:%M')$belongs)"
+            echo "$repository:$tag ($digest, pushed ${when%_*} ${when#*_}$belongs)" >>"$work/deleted"
         fi
-        if [ "$RETENTION_DRY_RUN" = true ]; then
-            log "retention: would delete $what"
-            continue
-        fi
-        # What the registry's own DELETE does: the tag's directory, and the manifest's revision link when nothing
-        # kept needs it (its blobs then go in the garbage collection that follows).
-        if [ "$tag" != - ]; then rm -rf "${tags_dir:?}/$tag"; fi
-        if [ ! -e "$work/kept/$hex" ]; then rm -rf "${revisions_dir:?}/$hex"; fi
-        log "retention: deleted $what"
-    done <"$work/dropped"
+        if [ "$tag" != - ]; then echo "$tags_dir/$tag" >>"$work/paths"; fi
+        if [ ! -e "$work/kept/$hex" ]; then echo "$revisions_dir/$hex" >>"$work/paths"; fi
+    done <"$work/dropped.dated"
+    stamp=$(date '+%Y-%m-%dT%H:%M:%S%z')
+    if [ "$RETENTION_DRY_RUN" = true ]; then
+        sed "s/^/$stamp maintenance: retention: would delete /" "$work/deleted"
+        return 0
+    fi
+    if [ -s "$work/paths" ]; then xargs rm -rf <"$work/paths"; fi
+    sed "s/^/$stamp maintenance: retention: deleted /" "$work/deleted"
 }
 
 health() {
