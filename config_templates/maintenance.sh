@@ -169,7 +169,9 @@ run() {
 
     log "run started: garbage collection$(flag_text "$GC_DRY_RUN" " (dry run)")$(flag_text "$GC_DELETE_UNTAGGED" \
         ", untagged manifests too"), retention$(flag_text "$RETENTION_DRY_RUN" " (dry run)")"
-    pause_writes &
+    # Its own output goes nowhere: the `sleep 20` it leaves when killed would hold `run`'s pipe to tee (and the
+    # operator's terminal) open for up to 20 s after the run.
+    pause_writes </dev/null >/dev/null 2>&1 &
     heartbeat=$!
     log "writes paused (pushes and deletes answer 503); waiting ${WRITE_PAUSE_SECONDS}s for requests under way"
     sleep "$WRITE_PAUSE_SECONDS"
@@ -227,6 +229,12 @@ flag_text() { # value text: the text when the value is true
 }
 
 collect() {
+    # A registry nothing was ever pushed to has no repositories directory, and garbage-collect fails on it
+    # ("Path not found"): there is nothing to collect, and the run must not report a failure for it.
+    if [ "$DATA_ON_VOLUME" = true ] && [ ! -d "$REPOSITORIES" ]; then
+        log "garbage collection: nothing pushed yet ($REPOSITORIES does not exist), nothing to collect"
+        return 0
+    fi
     set -- garbage-collect
     [ "$GC_DRY_RUN" = true ] && set -- "$@" --dry-run
     [ "$GC_DELETE_UNTAGGED" = true ] && set -- "$@" --delete-untagged

@@ -1296,3 +1296,20 @@ def test_flush_cache_leaves_redis_alone_on_a_dry_run_or_without_redis(busybox_pa
     assert "exit 0" in dry.stdout and "dry run, Redis left as it is" in dry.stdout
     none = flush_cache_with(busybox_path, render_cache_env(None, None, 0))
     assert none.stdout.strip().endswith("exit 0") and "Redis" not in none.stdout
+
+
+def test_a_registry_nothing_was_pushed_to_is_collected_without_a_failure(busybox_path: str, tmp_path: Path) -> None:
+    # garbage-collect fails on a store without a repositories directory ("Path not found"): a new stack's first
+    # scheduled run would fail and leave the container unhealthy. Here a `registry` that fails like it.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "registry").write_text("#!/bin/sh\necho 'Path not found: /docker/registry/v2/repositories'\nexit 1\n")
+    (fake_bin / "registry").chmod(0o755)
+    settings_env = render_maintenance_settings(maintenance_settings())
+    body = f'STATE=$(mktemp -d)\nREPOSITORIES={tmp_path}/none\ncollect\necho "exit $?"\n'
+    result = run_busybox(script_program(settings_env, body), f"{fake_bin}:{busybox_path}")
+    assert result.stdout.strip().endswith("exit 0"), result.stdout + result.stderr
+    assert "nothing pushed yet" in result.stdout
+    (tmp_path / "none").mkdir()
+    failing = run_busybox(script_program(settings_env, body), f"{fake_bin}:{busybox_path}")
+    assert "garbage collection FAILED" in failing.stdout, failing.stdout  # with repositories, a failure counts
