@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from components.config.base import ConfigModel
 
-_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 BCRYPT_MAX_PASSWORD_BYTES = 72
 
 
@@ -30,7 +30,7 @@ class AuthSettings(ConfigModel):
     @classmethod
     def _valid_users(cls, users: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for name, password in users.items():
-            if not _USER_NAME.match(name):
+            if not _USER_NAME.fullmatch(name):
                 raise ValueError(
                     f"user name {name!r} is not allowed: 1-64 letters, digits, '.', '_', '@' or '-', "
                     "starting with a letter or digit"

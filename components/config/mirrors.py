@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator, model_validator
 
-from components.config.base import ConfigModel, check_dns_or_ip
+from components.config.base import ConfigModel, check_dns_or_ip, check_token, check_url, is_ip
 
 DOCKER_HUB_NAME = "dockerhub"
 DOCKER_HUB_REMOTE = "https://registry-1.docker.io"
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 # Go durations as the registry reads them: 168h, 90m, 1h30m; "0" never expires.
-# An IP address has no letter after its last dot (IPv4) or has a colon (IPv6): a DNS name has a letter label.
-_NOT_AN_IP = re.compile(r"[a-z][a-z0-9-]*$")
-_TTL = re.compile(r"^(?:0|(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?)$")
+_TTL = re.compile(r"0|(?=[0-9])(?:(?P<h>[0-9]{1,7})h)?(?:(?P<m>[0-9]{1,9})m)?(?:(?P<s>[0-9]{1,11})s)?")
+# At most about a century: Go's durations end at 290 years (int64 nanoseconds), and the registry then fails.
+_TTL_MAX_SECONDS = 100 * 365 * 24 * 3600
+# One or more PEM certificates, nothing around them but whitespace (Go's loader would skip other text silently).
+_PEM_CERTIFICATES = re.compile(
+    r"[ \t\r\n]*(?:-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----[ \t\r\n]*)+"
+)
+_PEM_BODY = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
 class MirrorSettings(ConfigModel):
@@ -44,7 +50,7 @@ class MirrorSettings(ConfigModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise ValueError("must be 1-32 lowercase letters, digits and inner hyphens, e.g. 'dockerhub' or 'ghcr'")
         return value
 
@@ -53,53 +59,65 @@ class MirrorSettings(ConfigModel):
     def _hostname(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        name = check_dns_or_ip(value)
-        if not _NOT_AN_IP.search(name):
+        if is_ip(value):
             raise ValueError("must be a DNS name: nginx tells mirrors on one port apart by name (give an IP a port)")
-        return name
+        return check_dns_or_ip(value)
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is not None and ":" in check_token(value, "a user name at the upstream"):
+            raise ValueError("must be a user name at the upstream: no ':' (it separates user and password)")
+        return value
 
     @field_validator("ttl")
     @classmethod
     def _ttl(cls, value: str | None) -> str | None:
-        if value is not None and (not value or not _TTL.match(value)):
+        if value is None:
+            return None
+        match = _TTL.fullmatch(value)
+        if match is None:
             raise ValueError("must be a duration such as '168h', '72h30m' or '0' (never expire)")
+        seconds = sum(int(match[unit] or 0) * factor for unit, factor in (("h", 3600), ("m", 60), ("s", 1)))
+        if seconds > _TTL_MAX_SECONDS:
+            raise ValueError("must be at most 876000h (100 years); '0' never expires")
         return value
 
     @field_validator("remote_ca_cert_pem")
     @classmethod
     def _pem(cls, value: str | None) -> str | None:
-        if value is not None and "-----BEGIN CERTIFICATE-----" not in value:
-            raise ValueError("must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        if value is None:
+            return None
+        if not _PEM_CERTIFICATES.fullmatch(value):
+            raise ValueError(
+                "must be a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----), or several, "
+                "and nothing else"
+            )
+        for body in _PEM_BODY.findall(value):
+            try:
+                base64.b64decode("".join(body.split()), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("must be a PEM certificate: a certificate's body is not base64") from None
         return value
 
     @model_validator(mode="after")
     def _coherent(self) -> MirrorSettings:
         if self.remote_url is None and self.name != DOCKER_HUB_NAME:
             raise ValueError(f"mirror '{self.name}': remoteUrl is required (only '{DOCKER_HUB_NAME}' has a default)")
-        parts = urlsplit(self.resolved_remote_url)
         try:
-            port_ok = parts.port is None or parts.port > 0
-        except ValueError:
-            port_ok = False
-        if (
-            parts.scheme not in ("https", "http")
-            or not parts.hostname
-            or parts.path not in ("", "/")
-            or parts.query
-            or parts.fragment
-            or parts.username is not None
-            or parts.password is not None
-            or not port_ok
-        ):
-            # Not repeated: a URL with user:password@ in it would show them.
+            remote = self.resolved_remote_url
+        except ValueError as error:
+            # Judged here, not by a validator of the field: the error then shows the mirror (masked, for its
+            # password) instead of the URL, which may hold user:password@. Not repeated for the same reason.
             raise ValueError(
                 f"mirror '{self.name}': remoteUrl must be https://host[:port] of a registry: no path, query, "
-                "fragment or user:password@ (give an account with username and password)"
-            )
-        if parts.scheme == "http" and not self.insecure_remote:
+                f"fragment or user:password@ (give an account with username and password); it {error}"
+            ) from None
+        if remote.startswith("http://") and not self.insecure_remote:
+            # Shown: it is scheme://host[:port] now, nothing else.
             raise ValueError(
-                f"mirror '{self.name}': remoteUrl {self.resolved_remote_url!r} is plain http: content and "
-                "credentials would travel in clear; use https, or set insecureRemote: true to accept that"
+                f"mirror '{self.name}': remoteUrl {remote!r} is plain http: content and credentials would travel "
+                "in clear; use https, or set insecureRemote: true to accept that"
             )
         if (self.port is None) == (self.hostname is None):
             raise ValueError(
@@ -112,14 +130,15 @@ class MirrorSettings(ConfigModel):
 
     @property
     def resolved_remote_url(self) -> str:
-        return (self.remote_url or DOCKER_HUB_REMOTE).rstrip("/")
+        """The upstream as `scheme://host[:port]`, host in lower case (see `check_url`)."""
+        return check_url(self.remote_url or DOCKER_HUB_REMOTE, ("https", "http"))
 
     @property
     def is_docker_hub(self) -> bool:
         """Serves Docker Hub's names: named `dockerhub`, or Docker Hub is its upstream. Such a mirror goes into
         Docker's `registry-mirrors` (which only ever mirrors Docker Hub) and containerd's `docker.io`."""
         hub_hosts = ("registry-1.docker.io", "index.docker.io", "docker.io")
-        return self.name == DOCKER_HUB_NAME or urlsplit(self.resolved_remote_url).hostname in hub_hosts
+        return self.name == DOCKER_HUB_NAME or _host(self.resolved_remote_url) in hub_hosts
 
 
 def check_mirrors_distinct(mirrors: tuple[MirrorSettings, ...]) -> None:
@@ -143,3 +162,9 @@ def _upstream_key(mirror: MirrorSettings) -> str:
     if mirror.is_docker_hub:
         return "Docker Hub"
     return mirror.resolved_remote_url.split("://", 1)[1]
+
+
+def _host(url: str) -> str:
+    """The host of a URL `check_url` normalised (scheme://host[:port])."""
+    authority = url.split("://", 1)[1]
+    return authority.rsplit(":", 1)[0] if not authority.endswith("]") and ":" in authority else authority

@@ -8,12 +8,16 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StrictInt, field_validator, model_validator
 
-from components.config.base import ConfigModel, check_printable
+from components.config.base import ConfigModel, check_printable, check_url
 
-# A Swarm placement constraint as `docker service create --constraint` takes it: attribute, == or !=, value.
+# A Swarm placement constraint as `docker service create --constraint` takes it: attribute, == or !=, value
+# (spaces around the operator, nothing else: the whole value must match).
 _CONSTRAINT = re.compile(
-    r"^(node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9._-]+)|engine\.labels\.[A-Za-z0-9._-]+)\s*(==|!=)\s*[A-Za-z0-9._-]+$"
+    r"(?P<attribute>node\.(?:id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9._-]+)"
+    r"|engine\.labels\.[A-Za-z0-9._-]+) *(?P<operator>==|!=) *(?P<value>[A-Za-z0-9._-]+)"
 )
+# The user of an ssh:// dockerHost: a POSIX user name.
+_SSH_USER = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")
 _PEM_CERT = "-----BEGIN CERTIFICATE-----"
 
 
@@ -65,7 +69,7 @@ class SwarmSettings(ConfigModel):
     @classmethod
     def _constraints(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         for value in values:
-            if not _CONSTRAINT.match(value):
+            if not _CONSTRAINT.fullmatch(value):
                 raise ValueError(
                     f"{value!r} is not a placement constraint like 'node.role==manager' or 'node.labels.registry==true'"
                 )
@@ -73,20 +77,36 @@ class SwarmSettings(ConfigModel):
 
 
 def check_docker_host(value: str) -> str:
+    """unix:///path, tcp://host:port or ssh://[user@]host[:port]. The messages never repeat the value: a wrong
+    one may hold a password."""
     check_printable(value)
+    if not value.isascii() or " " in value:
+        raise ValueError("must be unix:///path, tcp://host:2376 or ssh://user@host, in ASCII without spaces")
     parts = urlsplit(value)
     if parts.scheme == "unix":
-        if not parts.path.startswith("/"):
+        if not re.fullmatch(r"unix://(/[A-Za-z0-9._/-]+)", value):
             raise ValueError("a unix socket needs an absolute path: unix:///var/run/docker.sock")
         return value
-    if parts.scheme not in ("tcp", "ssh") or not parts.hostname:
+    if parts.scheme not in ("tcp", "ssh"):
         raise ValueError("must be unix:///path, tcp://host:2376 or ssh://user@host")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
+    authority, _, rest = value.split("://", 1)[1].partition("/")
+    if rest or parts.query or parts.fragment or "?" in authority or "#" in authority:
         raise ValueError("must name a host only: no path, query or fragment")
+    user, at, host_port = authority.rpartition("@")
+    if at and parts.scheme != "ssh":
+        raise ValueError("a user@ is for ssh:// hosts only")
+    if ":" in user:
+        raise ValueError("no password in the URL: ssh uses keys (sshOpts, ssh-agent)")
+    if at and not _SSH_USER.fullmatch(user):
+        raise ValueError("the ssh user must be a user name (letters, digits, '.', '_', '-')")
+    try:
+        check_url(f"{parts.scheme}://{host_port}", (parts.scheme,))
+    except ValueError:
+        raise ValueError(
+            "must name a host: a DNS name, an IPv4 address or an IPv6 address in [], with an optional :port"
+        ) from None
     if parts.scheme == "tcp" and parts.port is None:
         raise ValueError("tcp:// needs the daemon's port, e.g. tcp://host:2376")
-    if parts.password:
-        raise ValueError("no password in the URL: ssh uses keys (sshOpts, ssh-agent)")
     return value
 
 
@@ -116,7 +136,7 @@ class DockerHostSettings(ConfigModel):
     def _coherent(self) -> DockerHostSettings:
         scheme = self.host.split("://", 1)[0]
         if scheme == "tcp" and self.tls is None:
-            raise ValueError(f"{self.host} needs tls (caPem, certPem, keyPem): plain tcp gives root to anyone")
+            raise ValueError("a tcp:// host needs tls (caPem, certPem, keyPem): plain tcp gives root to anyone")
         if scheme != "tcp" and self.tls is not None:
             raise ValueError(f"tls is for tcp:// hosts, not {scheme}://")
         if scheme != "ssh" and self.ssh_opts:

@@ -8,10 +8,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator
 
 from components.config.base import ConfigModel, check_image
+from components.rendering import REGISTRY_DATA_DIR
 
 DEFAULT_REGISTRY_IMAGE = "registry:2.8.3"
 
-_ABSOLUTE_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+# An absolute path of a .yml or .yaml file, as the container is started with it (so an image reads any such
+# path): the suffix keeps it from taking the place of a file the stack delivers itself (the maintenance
+# container's settings.env is sourced by its shell, its script and the htpasswd file are run and read).
+_CONFIG_PATH = re.compile(r"(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)+\.ya?ml")
+# Volumes mounted where the config would be uploaded: the secret file would land in shared data.
+_VOLUME_DIRS = (f"{REGISTRY_DATA_DIR}/", "/run/registry-maintenance/")
 
 
 class RegistrySettings(ConfigModel):
@@ -36,8 +42,15 @@ class RegistrySettings(ConfigModel):
     @field_validator("config_path")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not _ABSOLUTE_PATH.match(value):
-            raise ValueError("must be an absolute path of letters, digits, '.', '_', '-' and '/'")
+        if value is None:
+            return None
+        if not _CONFIG_PATH.fullmatch(value):
+            raise ValueError(
+                "must be an absolute path of a .yml or .yaml file, of letters, digits, '.', '_', '-' and '/' "
+                "(no '.' or '..' parts), e.g. /etc/docker/registry/config.yml"
+            )
+        if value.startswith(_VOLUME_DIRS):
+            raise ValueError(f"must not be in a volume the stack mounts ({', '.join(_VOLUME_DIRS)})")
         return value
 
     @field_validator("http_secret")

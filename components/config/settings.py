@@ -7,7 +7,7 @@ import ipaddress
 from pydantic import Field, StrictInt, field_validator, model_validator
 
 from components.config.auth import AuthSettings
-from components.config.base import ConfigModel, check_dns_or_ip
+from components.config.base import ConfigModel, check_dns_or_ip, check_ip, is_ip, parse_ip
 from components.config.gc import GcSettings
 from components.config.mirrors import MirrorSettings, check_mirrors_distinct
 from components.config.placement import DockerHostSettings, Engine, SwarmSettings
@@ -65,10 +65,12 @@ class Settings(ConfigModel):
     def _ips(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         parsed = []
         for value in values:
+            if not is_ip(value):
+                raise ValueError(f"{value!r} is not an IPv4 or IPv6 address")
             try:
-                parsed.append(str(ipaddress.ip_address(value)))
-            except ValueError:
-                raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+                parsed.append(check_ip(value))
+            except ValueError as error:
+                raise ValueError(f"{value!r} {error.args[0].replace('must be', 'is not')}") from None
         duplicates = sorted({ip for ip in parsed if parsed.count(ip) > 1})
         if duplicates:
             raise ValueError(f"lists {', '.join(duplicates)} more than once")
@@ -78,9 +80,12 @@ class Settings(ConfigModel):
     @classmethod
     def _bind(cls, value: str) -> str:
         try:
-            return str(ipaddress.ip_address(value))
+            address = parse_ip(value)
         except ValueError:
-            raise ValueError("must be an IPv4 or IPv6 address of this host, e.g. 127.0.0.1") from None
+            raise ValueError("must be an IPv4 or IPv6 address of this host (no IPv6 zone), e.g. 127.0.0.1") from None
+        if address.is_multicast:
+            raise ValueError("must be an address of this host, not a multicast address")
+        return str(address)
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Settings:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.config.base import ConfigModel, check_dns_or_ip, check_image
+from components.config.base import ConfigModel, check_dns_or_ip, check_image, check_token, check_url, is_ip
 
 DEFAULT_REDIS_IMAGE = "redis:7.4.2"
 # S3 bucket names (AWS rules, which S3-compatible stores share): 3-63 lowercase letters, digits, dots, hyphens.
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z0-9-]{1,40}$")
-_ROOT_DIRECTORY = re.compile(r"^/(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?$")
-_HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})$")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z0-9-]{1,40}")
+_ROOT_DIRECTORY = re.compile(r"/(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?")
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+):(?P<port>[0-9]{1,5})")
+# A Redis password goes into the maintenance container's shell environment (cache.env) and the registry's YAML:
+# a shell variable cannot hold NUL, and a line break would only ever be a mistake.
+_REDIS_PASSWORD_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class StorageDriver(StrEnum):
@@ -56,14 +58,14 @@ class StorageSettings(ConfigModel):
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, value: str | None) -> str | None:
-        if value is not None and (not _BUCKET.match(value) or ".." in value):
+        if value is not None and (not _BUCKET.fullmatch(value) or ".." in value):
             raise ValueError("must be an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens")
         return value
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
+        if not _REGION.fullmatch(value):
             raise ValueError("must be a region name like 'us-east-1' (lowercase letters, digits, hyphens)")
         return value
 
@@ -72,17 +74,22 @@ class StorageSettings(ConfigModel):
     def _endpoint(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ValueError("must be a URL like 'https://s3.example.com' or 'http://minio:9000' (no path)")
-        if parts.query or parts.fragment or parts.username:
-            raise ValueError("must be a plain URL: no user, query or fragment")
-        return value.rstrip("/")
+        try:
+            return check_url(value, ("https", "http"))
+        except ValueError as error:
+            raise ValueError(
+                f"must be a URL like 'https://s3.example.com' or 'http://minio:9000' (no path): it {error}"
+            ) from None
+
+    @field_validator("access_key")
+    @classmethod
+    def _access_key(cls, value: str | None) -> str | None:
+        return None if value is None else check_token(value, "an access key ID", max_length=128)
 
     @field_validator("root_directory")
     @classmethod
     def _root(cls, value: str) -> str:
-        if not _ROOT_DIRECTORY.match(value) or "/../" in f"{value}/" or "/./" in f"{value}/":
+        if not _ROOT_DIRECTORY.fullmatch(value) or "/../" in f"{value}/" or "/./" in f"{value}/":
             raise ValueError("must be an absolute path like '/' or '/registry' (letters, digits, '.', '_', '-')")
         return value
 
@@ -101,6 +108,7 @@ class StorageSettings(ConfigModel):
         if (self.access_key is None) != (self.secret_key is None):
             raise ValueError("accessKey and secretKey go together: give both, or neither (the host's credentials)")
         if self.region_endpoint is not None and self.secure != self.region_endpoint.startswith("https://"):
+            # Shown: it is scheme://host[:port] now, nothing else.
             raise ValueError(
                 f"secure is {str(self.secure).lower()} but regionEndpoint is {self.region_endpoint}: "
                 "make them agree (secure: false goes with http://)"
@@ -131,10 +139,27 @@ class RedisSettings(ConfigModel):
     def _address(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        match = _HOST_PORT.match(value)
+        match = _HOST_PORT.fullmatch(value)
         if not match or not 1 <= int(match["port"]) <= 65535:
-            raise ValueError("must be host:port, e.g. 'redis.internal:6379'")
-        check_dns_or_ip(match["host"].strip("[]"))
+            raise ValueError("must be host:port, e.g. 'redis.internal:6379' or '[fd00::6]:6379'")
+        host, port = match["host"], int(match["port"])
+        if host.startswith("["):
+            host = host[1:-1]
+            if not is_ip(host) or ":" not in host:
+                raise ValueError("must be host:port: only an IPv6 address goes in []")
+        try:
+            host = check_dns_or_ip(host)
+        except ValueError as error:
+            raise ValueError(f"must be host:port: the host {error}") from None
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (
+            not value.get_secret_value() or _REDIS_PASSWORD_REFUSED.search(value.get_secret_value())
+        ):
+            raise ValueError("must be a non-empty password without control characters or line breaks")
         return value
 
     @field_validator("image")

@@ -288,3 +288,74 @@ def test_the_keys_of_a_secret_map_are_names_but_keys_inside_a_secret_are_not() -
     assert is_inside_secret(_FutureSettings, ("storage", "headers", "X-Auth"))
     assert is_inside_secret(_FutureSettings, ("storage", "token"))
     assert not is_inside_secret(_FutureSettings, ("storage",))
+
+
+# ---- values that reach rendered files: one word, one spelling ----
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # `re.match` with `$` let a final line break through every pattern
+        ({"hostname": "registry.example.com\n"}, "private-registry:hostname: must be a DNS name"),
+        ({"auth": {"users": {"alice\n": "password-123"}}}, "private-registry:auth.users: user name 'alice\\n'"),
+        ({"registry": {"image": "registry:2.8.3\n"}}, "private-registry:registry.image: must be a Docker image"),
+        ({"registry": {"configPath": "/etc/r/config.yml\n"}}, "private-registry:registry.configPath: must be"),
+        ({"swarm": {"edgeConstraints": ["node.role==manager\n"]}}, "private-registry:swarm.edgeConstraints:"),
+        # a tag is ASCII (`\w` took any letter)
+        ({"proxy": {"image": "nginx:1.28-é"}}, "private-registry:proxy.image: must be a Docker image reference"),
+        # an IPv6 zone is text of any kind after the %, and names an interface of one host only
+        ({"hostname": "fe80::1%eth0"}, "private-registry:hostname: must be an IPv4 or IPv6 address (no IPv6 zone)"),
+        ({"hostname": "fe80::1%;return 200"}, "private-registry:hostname: must be an IPv4 or IPv6 address"),
+        ({"ipAddresses": ["fe80::1%eth0"]}, "private-registry:ipAddresses: 'fe80::1%eth0' is not an IPv4 or IPv6"),
+        ({"bindAddress": "fe80::1%eth0"}, "private-registry:bindAddress: must be an IPv4 or IPv6 address"),
+        ({"hostname": "0.0.0.0"}, "private-registry:hostname: must be an address clients can connect to"),
+        ({"ipAddresses": ["::"]}, "private-registry:ipAddresses: '::' is not an address clients can connect to"),
+        ({"bindAddress": "224.0.0.1"}, "private-registry:bindAddress: must be an address of this host"),
+        ({"hostname": "10.0.0.300"}, "private-registry:hostname: must be a DNS name"),
+        ({"registry": {"configPath": "/etc/registry-maintenance/settings.env"}}, "must be an absolute path of a .yml"),
+        ({"registry": {"configPath": "/etc/../config.yml"}}, "registry.configPath: must be an absolute path"),
+        ({"registry": {"configPath": "/var/lib/registry/config.yml"}}, "must not be in a volume the stack mounts"),
+    ],
+)
+def test_values_that_would_break_a_rendered_file_are_refused(values: dict[str, object], expected: str) -> None:
+    assert expected in error_of(**values)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("::ffff:10.1.2.3", "10.1.2.3"),
+        ("0:0:0:0:0:ffff:a01:203", "10.1.2.3"),
+        ("FD00:0:0:0:0:0:0:1", "fd00::1"),
+        ("fd00::0001", "fd00::1"),
+    ],
+)
+def test_an_address_has_one_spelling_wherever_it_is_used(spelling: str, canonical: str) -> None:
+    settings = load(hostname=spelling, ipAddresses=[spelling], bindAddress=spelling)
+    assert (settings.hostname, settings.bind_address) == (canonical, canonical)
+    assert settings.certificate_ip_addresses == (canonical,)
+
+
+def test_an_address_given_twice_in_two_spellings_is_refused() -> None:
+    assert "lists 10.1.2.3 more than once" in error_of(ipAddresses=["10.1.2.3", "::ffff:10.1.2.3"])
+
+
+# ---- what an error may show ----
+
+
+@pytest.mark.parametrize(
+    ("values", "hidden"),
+    [
+        ({"dockerHost": {"host": "tcp://deploy:hunter2@docker.internal:2376"}}, "hunter2"),
+        ({"dockerHost": {"host": "tcp://docker.internal:2376"}}, "docker.internal"),  # no tls: the message
+        (
+            {"storage": {"driver": "s3", "bucket": "b-1", "regionEndpoint": "https://:hunter2@minio.internal"}},
+            "hunter2",
+        ),
+    ],
+)
+def test_messages_name_the_key_not_the_url(values: dict[str, object], hidden: str) -> None:
+    message = error_of(**values)
+    assert "private-registry:" in message
+    assert hidden not in message.split("(got", 1)[0]
