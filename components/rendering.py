@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import html
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -256,6 +257,14 @@ def render_maintenance_settings(config: MaintenanceConfig) -> str:
         "WRITE_PAUSE_SECONDS": str(config.write_pause_seconds),
         "DATA_ON_VOLUME": _shell_bool(config.data_on_volume),
     }
+    return _env_file(values)
+
+
+def _env_file(values: Mapping[str, str]) -> str:
+    """KEY='value' lines a POSIX shell sources back to exactly these values (a shell variable cannot hold NUL)."""
+    for key, value in values.items():
+        if "\x00" in value:
+            raise ValueError(f"{key}: a NUL character cannot be passed to the shell")
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
 
@@ -281,12 +290,19 @@ class RetentionRuleLine:
     keep_tags: tuple[str, ...]
 
 
+_RULE_GLOB = re.compile(r"[A-Za-z0-9._/*?\[\]!-]+")
+
+
 def render_retention_rules(rules: tuple[RetentionRuleLine, ...]) -> str:
     """/etc/registry-maintenance/retention.rules: one rule a line, `keepLast repositoryGlobs tagGlobs`, the
     globs comma-separated, `-` for none (globs have no spaces or commas: the config refuses them), after a
     header comment (never an empty file: a Swarm config cannot be empty)."""
     lines = ["# keepLast repositoryGlobs tagGlobs (rendered by private-registry from gc.retention.rules)\n"]
     for rule in rules:
+        for glob in (*rule.repositories, *rule.keep_tags):
+            # The script splits a line at whitespace and a list at commas; `#` starts a comment, `-` is none.
+            if not _RULE_GLOB.fullmatch(glob) or glob == "-":
+                raise ValueError("retention rules: a glob must be one word without whitespace, ',' or '#'")
         keep_last = "-" if rule.keep_last is None else str(rule.keep_last)
         keep_tags = ",".join(rule.keep_tags) or "-"
         lines.append(f"{keep_last} {','.join(rule.repositories)} {keep_tags}\n")
@@ -310,10 +326,16 @@ def _bcrypt_salt(key: str, user: str, password: str, cost: int) -> bytes:
     return f"$2b${cost:02d}${encoded.translate(bcrypt_alphabet)}".encode()
 
 
+_HTPASSWD_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+
+
 def render_htpasswd(users: Mapping[str, str], salt_key: str, cost: int = BCRYPT_COST) -> str:
     """An htpasswd file of bcrypt hashes (the only kind the registry accepts), users in name order."""
     lines = []
     for user in sorted(users):
+        if not _HTPASSWD_USER.fullmatch(user):
+            # A colon or line break in a name would make the file say something else than these accounts.
+            raise ValueError("htpasswd: a user name must be letters, digits, '.', '_', '@' or '-'")
         password = users[user]
         hashed = bcrypt.hashpw(password.encode(), _bcrypt_salt(salt_key, user, password, cost)).decode()
         lines.append(f"{user}:{hashed}")
@@ -438,8 +460,37 @@ class MirrorSite:
     """Where the mirror's cache volume is mounted (read-only) for blob downloads from disk; None: relay."""
 
 
+# What a value may be made of to stand in the nginx site as one bare word (an argument, or inside a comment):
+# no whitespace, quote, `;`, `{`, `}`, `#`, `$` or backslash, which nginx reads as syntax.
+_NGINX_WORD = re.compile(r"[A-Za-z0-9._:/\[\]-]+")
+
+
+def _nginx_words(config: ProxyConfig) -> None:
+    """Refuse a value the site would read as more than the one word it stands for. The config is validated
+    long before this; this is the last line, so that no future caller can render what nginx would misread."""
+    values: dict[str, str | None] = {
+        "server_name": config.server_name,
+        "endpoint": config.endpoint,
+        "registry_upstream": config.registry_upstream,
+        "ui_upstream": config.ui_upstream,
+        "certificate_path": config.certificate_path,
+        "certificate_key_path": config.certificate_key_path,
+        "maintenance_flags_dir": config.maintenance_flags_dir,
+        "registry_metrics_upstream": config.registry_metrics_upstream,
+        "blob_files_dir": config.blob_files_dir,
+        **{f"replica_metrics_upstreams[{i}]": u for i, u in enumerate(config.replica_metrics_upstreams)},
+    }
+    for index, mirror in enumerate(config.mirrors):
+        for field in ("name", "remote_url", "server_name", "upstream", "metrics_upstream", "blob_files_dir"):
+            values[f"mirrors[{index}].{field}"] = getattr(mirror, field)
+    for key, value in values.items():
+        if value is not None and not _NGINX_WORD.fullmatch(value):
+            raise ValueError(f"nginx site: {key} is not one word of letters, digits and '._:/[]-'")
+
+
 def render_nginx_conf(config: ProxyConfig) -> str:
     """The nginx site (conf.d) that ends TLS and routes /v2/ to the registry and / to the UI."""
+    _nginx_words(config)
     return _jinja.get_template("nginx-registry.conf.j2").render(
         server_name=config.server_name,
         redirect_authority=config.endpoint,
@@ -509,13 +560,16 @@ def containerd_hosts_dir(remote_url: str, docker_hub: bool) -> str:
 def render_containerd_hosts_toml(*, remote_url: str, mirror_url: str, hosts_dir: str) -> str:
     """/etc/containerd/certs.d/<hosts_dir>/hosts.toml: pull and resolve through the mirror, the upstream after it
     when the mirror fails; the mirror's certificate verified against our CA, stored beside this file."""
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(?::[0-9]+)?|\[[0-9A-Fa-f:.]+\](?::[0-9]+)?", hosts_dir):
+        raise ValueError("containerd hosts.toml: the directory must be host[:port]")
+    # TOML basic strings: JSON's escapes are TOML's (json.dumps leaves a plain URL as it is).
     return (
         f"# /etc/containerd/certs.d/{hosts_dir}/hosts.toml (private-registry: pull through the mirror)\n"
-        f'server = "{remote_url}"\n'
+        f"server = {json.dumps(remote_url)}\n"
         "\n"
-        f'[host."{mirror_url}"]\n'
+        f"[host.{json.dumps(mirror_url)}]\n"
         '  capabilities = ["pull", "resolve"]\n'
-        f'  ca = "/etc/containerd/certs.d/{hosts_dir}/{CONTAINERD_CA_FILE}"\n'
+        f"  ca = {json.dumps(f'/etc/containerd/certs.d/{hosts_dir}/{CONTAINERD_CA_FILE}')}\n"
     )
 
 
@@ -538,6 +592,9 @@ def render_redis_conf(config: RedisServerConfig) -> str:
     """redis.conf: a pure cache. The registry sets no expiry on its keys, so allkeys-lru keeps it within
     maxmemory; nothing is saved (a lost cache is rebuilt from the store); a password although the port is
     never published (the stack's network has other containers)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.+/=-]+", config.password):
+        # redis.conf splits at whitespace and reads quotes and backslashes: the password must be one plain word.
+        raise ValueError("redis.conf: the password must be letters, digits and '_.+/=-'")
     lines = [
         "# Rendered by private-registry (Pulumi): the registry replicas' blob descriptor cache.",
         "bind 0.0.0.0",
@@ -558,5 +615,4 @@ def render_cache_env(address: str | None, password: str | None, db: int) -> str:
     collection (its entries would name deleted blobs); empty when the registry has no Redis cache."""
     if address is None:
         return "REDIS_ADDRESS=\n"
-    values = {"REDIS_ADDRESS": address, "REDIS_PASSWORD": password or "", "REDIS_DB": str(db)}
-    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+    return _env_file({"REDIS_ADDRESS": address, "REDIS_PASSWORD": password or "", "REDIS_DB": str(db)})

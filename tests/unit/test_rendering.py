@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import re
+import shlex
+import tomllib
 
 import bcrypt
 import pytest
@@ -13,13 +15,20 @@ from components.rendering import (
     HTPASSWD_PATH,
     INTERMEDIATE_CIPHERS,
     HyperUiConfig,
+    MirrorSite,
     ProxyConfig,
+    RedisServerConfig,
     RegistryConfig,
+    RetentionRuleLine,
     joxit_ui_environment,
+    render_cache_env,
+    render_containerd_hosts_toml,
     render_htpasswd,
     render_hyper_ui_config,
     render_nginx_conf,
+    render_redis_conf,
     render_registry_config,
+    render_retention_rules,
 )
 
 pytestmark = pytest.mark.unit
@@ -334,3 +343,79 @@ def test_health_endpoint_listens_on_loopback_only() -> None:
 def test_no_http2_on_the_tls_listener() -> None:
     """HTTP/2 request bodies halve upload speed through nginx (bench/); clients negotiate HTTP/1.1 anyway."""
     assert "http2" not in "\n".join(line.split("#", 1)[0] for line in render_nginx_conf(PROXY).splitlines())
+
+
+# ---- the renderers' last line: a value that is not one word never reaches a file ----
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"server_name": "registry.example.com\n"},
+        {"server_name": "a b"},
+        {"endpoint": "r.example.com;return 200"},
+        {"endpoint": "r.example.com}"},
+        {"ui_upstream": "ui:80 # x"},
+        {"registry_upstream": 'registry:5000"'},
+        {"mirrors": (MirrorSite("ghcr", "https://ghcr.io\nserver_tokens on;", 6000, "_", "mirror-ghcr:5000"),)},
+        {"mirrors": (MirrorSite("gh$cr", "https://ghcr.io", 6000, "_", "mirror-ghcr:5000"),)},
+    ],
+)
+def test_nginx_site_refuses_a_value_that_is_not_one_word(change: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"nginx site: .* is not one word"):
+        render_nginx_conf(ProxyConfig(**{**PROXY.__dict__, **change}))
+
+
+@pytest.mark.parametrize("user", ["alice\n", "alice\nbob", "al:ice", "", " alice"])
+def test_htpasswd_refuses_a_name_that_would_not_stay_one_line(user: str) -> None:
+    with pytest.raises(ValueError, match="htpasswd: a user name"):
+        render_htpasswd({user: "correct-horse-7"}, salt_key="k", cost=4)
+
+
+@pytest.mark.parametrize("glob", ["team/*\n", "team/* x", "a,b", "#x", "-", ""])
+def test_retention_rules_refuse_a_glob_that_would_change_the_line(glob: str) -> None:
+    with pytest.raises(ValueError, match="retention rules: a glob must be one word"):
+        render_retention_rules((RetentionRuleLine(repositories=("team/*",), keep_last=3, keep_tags=(glob,)),))
+    with pytest.raises(ValueError, match="retention rules: a glob must be one word"):
+        render_retention_rules((RetentionRuleLine(repositories=(glob,), keep_last=3, keep_tags=()),))
+
+
+@pytest.mark.parametrize("password", ["two words", "line\nbreak", 'quo"te', ""])
+def test_redis_conf_refuses_a_password_that_is_not_one_word(password: str) -> None:
+    with pytest.raises(ValueError, match=r"redis\.conf: the password"):
+        render_redis_conf(RedisServerConfig(port=6379, password=password, max_memory_mib=64))
+
+
+def test_env_files_refuse_nul_and_keep_everything_else() -> None:
+    with pytest.raises(ValueError, match="REDIS_PASSWORD: a NUL character"):
+        render_cache_env("redis:6379", "pass\x00word", 0)
+    text = render_cache_env("redis:6379", "it's $(x) `y`\nz", 0)
+    assert dict(word.split("=", 1) for word in shlex.split(text)) == {
+        "REDIS_ADDRESS": "redis:6379",
+        "REDIS_PASSWORD": "it's $(x) `y`\nz",
+        "REDIS_DB": "0",
+    }
+
+
+def test_containerd_hosts_toml_strings_are_toml_strings() -> None:
+    text = render_containerd_hosts_toml(
+        remote_url='https://ghcr.io"\n[evil]', mirror_url="https://m.example.com", hosts_dir="ghcr.io"
+    )
+    parsed = tomllib.loads(text)
+    assert parsed["server"] == 'https://ghcr.io"\n[evil]'
+    assert set(parsed) == {"server", "host"}
+    with pytest.raises(ValueError, match="the directory must be host"):
+        render_containerd_hosts_toml(remote_url="https://x", mirror_url="https://m", hosts_dir="../etc")
+
+
+def test_containerd_hosts_toml_of_a_plain_url_is_as_before() -> None:
+    assert render_containerd_hosts_toml(
+        remote_url="https://ghcr.io", mirror_url="https://ghcr.registry.example.com", hosts_dir="ghcr.io"
+    ) == (
+        "# /etc/containerd/certs.d/ghcr.io/hosts.toml (private-registry: pull through the mirror)\n"
+        'server = "https://ghcr.io"\n'
+        "\n"
+        '[host."https://ghcr.registry.example.com"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+        '  ca = "/etc/containerd/certs.d/ghcr.io/private-registry-ca.crt"\n'
+    )
