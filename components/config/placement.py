@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StrictInt, field_validator, model_validator
 
@@ -77,37 +76,38 @@ class SwarmSettings(ConfigModel):
 
 
 def check_docker_host(value: str) -> str:
-    """unix:///path, tcp://host:port or ssh://[user@]host[:port]. The messages never repeat the value: a wrong
-    one may hold a password."""
+    """unix:///path, tcp://host:port or ssh://[user@]host[:port], the scheme in lower case. The messages never
+    repeat the value: a wrong one may hold a password."""
     check_printable(value)
-    if not value.isascii() or " " in value:
+    match = re.fullmatch(r"(?P<scheme>[A-Za-z]+)://(?P<rest>[\x21-\x7e]*)", value)
+    if match is None:
         raise ValueError("must be unix:///path, tcp://host:2376 or ssh://user@host, in ASCII without spaces")
-    parts = urlsplit(value)
-    if parts.scheme == "unix":
-        if not re.fullmatch(r"unix://(/[A-Za-z0-9._/-]+)", value):
+    scheme, rest = match["scheme"].lower(), match["rest"]
+    if scheme == "unix":
+        if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", rest):
             raise ValueError("a unix socket needs an absolute path: unix:///var/run/docker.sock")
-        return value
-    if parts.scheme not in ("tcp", "ssh"):
+        return f"{scheme}://{rest}"
+    if scheme not in ("tcp", "ssh"):
         raise ValueError("must be unix:///path, tcp://host:2376 or ssh://user@host")
-    authority, _, rest = value.split("://", 1)[1].partition("/")
-    if rest or parts.query or parts.fragment or "?" in authority or "#" in authority:
+    authority, _, path = rest.partition("/")
+    if path or "?" in authority or "#" in authority:
         raise ValueError("must name a host only: no path, query or fragment")
     user, at, host_port = authority.rpartition("@")
-    if at and parts.scheme != "ssh":
+    if at and scheme != "ssh":
         raise ValueError("a user@ is for ssh:// hosts only")
     if ":" in user:
         raise ValueError("no password in the URL: ssh uses keys (sshOpts, ssh-agent)")
     if at and not _SSH_USER.fullmatch(user):
         raise ValueError("the ssh user must be a user name (letters, digits, '.', '_', '-')")
     try:
-        check_url(f"{parts.scheme}://{host_port}", (parts.scheme,))
+        host = check_url(f"{scheme}://{host_port}", (scheme,))
     except ValueError:
         raise ValueError(
             "must name a host: a DNS name, an IPv4 address or an IPv6 address in [], with an optional :port"
         ) from None
-    if parts.scheme == "tcp" and parts.port is None:
+    if scheme == "tcp" and not re.search(r":[0-9]+\Z", host):
         raise ValueError("tcp:// needs the daemon's port, e.g. tcp://host:2376")
-    return value
+    return f"{scheme}://{rest}"
 
 
 class DockerHostSettings(ConfigModel):
