@@ -21,6 +21,8 @@ need=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # The maintenance script's unit tests run it under busybox, the shell of the registry's (Alpine) image.
 command -v busybox >/dev/null || need+=(busybox)
+# The rendered nginx site's unit tests run `nginx -t` with a real nginx (Debian puts it in /usr/sbin).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if ! $unit_only; then
   command -v curl >/dev/null || need+=(curl)
   command -v openssl >/dev/null || need+=(openssl)
