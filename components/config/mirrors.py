@@ -34,7 +34,8 @@ class MirrorSettings(ConfigModel):
     hostname: str | None = None
     """Or: its own DNS name on httpsPort (added to the server certificate's SANs)."""
     username: str | None = None
-    """Account at the upstream (Docker Hub: raises the pull rate limit)."""
+    """Account at the upstream (Docker Hub: raises the pull rate limit); used for every request the mirror
+    forwards, so only for a mirror behind the accounts (not public)."""
     password: SecretStr | None = None
     """The account's password or token (secret)."""
     ttl: str | None = None
@@ -45,7 +46,7 @@ class MirrorSettings(ConfigModel):
     """Allow an http:// remoteUrl (the upstream's content and credentials then travel in clear)."""
     public: StrictBool = False
     """Serve without accounts even when auth.users exist: Docker daemons present their Docker Hub login to
-    `registry-mirrors`, never a login of the mirror's own."""
+    `registry-mirrors`, never a login of the mirror's own. Anonymous upstream too: refused with username."""
 
     @field_validator("name")
     @classmethod
@@ -126,6 +127,13 @@ class MirrorSettings(ConfigModel):
             )
         if (self.username is None) != (self.password is None):
             raise ValueError(f"mirror '{self.name}': username and password go together")
+        if self.public and self.username is not None:
+            raise ValueError(
+                f"mirror '{self.name}': public: true with username and password would lend the upstream account to "
+                "anyone who reaches the mirror (the mirror uses it for every request, so they could pull every "
+                "repository the account can read); a public mirror must be anonymous upstream: drop username and "
+                "password, or public"
+            )
         return self
 
     @property

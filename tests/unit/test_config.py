@@ -32,6 +32,9 @@ def error_of(**values: object) -> str:
     return str(caught.value)
 
 
+ACCOUNTS = {"users": {"alice": "correct-horse-7"}}
+
+
 def test_defaults_are_secure_and_documented() -> None:
     settings = load()
     assert settings.bind_address == "127.0.0.1"
@@ -359,3 +362,40 @@ def test_messages_name_the_key_not_the_url(values: dict[str, object], hidden: st
     message = error_of(**values)
     assert "private-registry:" in message
     assert hidden not in message.split("(got", 1)[0]
+
+
+# ---- a public mirror lends no account ----
+
+UPSTREAM_PASSWORD = "upstream-Pw-4411-never-echo"
+
+
+@pytest.mark.parametrize(
+    "mirror",
+    [
+        {"name": "dockerhub", "port": 5443, "public": True, "username": "ci-bot", "password": UPSTREAM_PASSWORD},
+        {
+            "name": "ghcr",
+            "remoteUrl": "https://ghcr.io",
+            "hostname": "ghcr.registry.example.com",
+            "public": True,
+            "username": "ci-bot",
+            "password": UPSTREAM_PASSWORD,
+        },
+    ],
+)
+def test_a_public_mirror_with_an_upstream_account_is_refused(mirror: dict[str, object]) -> None:
+    message = error_of(auth=ACCOUNTS, mirrors=[mirror])
+    assert f"mirror '{mirror['name']}': public: true with username and password" in message
+    assert "a public mirror must be anonymous upstream" in message
+    assert UPSTREAM_PASSWORD not in message and "ci-bot" not in message
+
+
+@pytest.mark.parametrize(
+    "mirror",
+    [
+        {"name": "dockerhub", "port": 5443, "public": True},
+        {"name": "dockerhub", "port": 5443, "username": "ci-bot", "password": UPSTREAM_PASSWORD},
+    ],
+)
+def test_a_mirror_is_public_or_has_an_upstream_account(mirror: dict[str, object]) -> None:
+    assert load(auth=ACCOUNTS, mirrors=[mirror]).mirrors[0].name == "dockerhub"
