@@ -116,6 +116,12 @@ class Settings(ConfigModel):
                 "uiPort is set with auth.users: the UI would then be reached without TLS, sending passwords in "
                 "clear; reach it through the proxy (uiUrl) instead"
             )
+        if self.auth.enabled and self.registry_port and not self.binds_loopback:
+            raise ValueError(
+                f"registryPort is set with auth.users on bindAddress {self.bind_address}: that port is plain HTTP, so "
+                "every docker login and pull would send its password in clear to anyone on the way; publish it "
+                "on a loopback bindAddress (127.0.0.1, ::1) only, or use httpsPort"
+            )
         check_mirrors_distinct(self.mirrors)
         for mirror in self.mirrors:
             if mirror.hostname is not None and mirror.hostname == self.hostname:
@@ -213,6 +219,10 @@ class Settings(ConfigModel):
     @property
     def binds_all_interfaces(self) -> bool:
         return ipaddress.ip_address(self.bind_address).is_unspecified
+
+    @property
+    def binds_loopback(self) -> bool:
+        return ipaddress.ip_address(self.bind_address).is_loopback
 
     @property
     def registry_endpoint(self) -> str:

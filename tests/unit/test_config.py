@@ -344,6 +344,25 @@ def test_an_address_given_twice_in_two_spellings_is_refused() -> None:
     assert "lists 10.1.2.3 more than once" in error_of(ipAddresses=["10.1.2.3", "::ffff:10.1.2.3"])
 
 
+# ---- registryPort carries passwords in clear ----
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "192.168.1.10", "::", "fd00::1"])
+def test_registry_port_with_accounts_is_refused_beyond_loopback(bind: str) -> None:
+    message = error_of(bindAddress=bind, registryPort=5000, auth=ACCOUNTS)
+    assert f"registryPort is set with auth.users on bindAddress {bind}" in message
+    assert "in clear" in message
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"])
+def test_registry_port_with_accounts_stays_allowed_on_loopback(bind: str) -> None:
+    assert load(bindAddress=bind, registryPort=5000, auth=ACCOUNTS).registry_port == 5000
+
+
+def test_registry_port_without_accounts_is_allowed_beyond_loopback() -> None:
+    assert load(bindAddress="192.168.1.10", registryPort=5000).registry_port == 5000
+
+
 # ---- what an error may show ----
 
 
