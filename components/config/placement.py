@@ -15,6 +15,8 @@ _CONSTRAINT = re.compile(
     r"(?P<attribute>node\.(?:id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9._-]+)"
     r"|engine\.labels\.[A-Za-z0-9._-]+) *(?P<operator>==|!=) *(?P<value>[A-Za-z0-9._-]+)"
 )
+# The constraints that name one node: its hostname or its ID.
+_ONE_NODE_ATTRIBUTES = ("node.hostname", "node.id")
 # The user of an ssh:// dockerHost: a POSIX user name.
 _SSH_USER = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")
 _PEM_CERT = "-----BEGIN CERTIFICATE-----"
@@ -57,10 +59,10 @@ class SwarmSettings(ConfigModel):
 
     registry_constraints: tuple[str, ...] = ()
     """Placement constraints of the registry replicas (e.g. node.labels.registry==true)."""
-    edge_constraints: tuple[str, ...] = ("node.role==manager",)
-    """Where the proxy (ports published on that node, host mode) and the maintenance task run: together, since
-    the proxy reads the maintenance task's write-pause flags from a local volume. Name one node
-    (node.hostname==...) when several match."""
+    edge_constraints: tuple[str, ...] = ()
+    """Where the proxy (ports published on that node, host mode) and the maintenance task run. Required, and it
+    must pin one node (`node.hostname==<name>` or `node.id==<id>`): the proxy reads the maintenance task's
+    write-pause flags from a volume on its own node, so the two must share it (see `check_edge_pins_one_node`)."""
     stop_grace_seconds: StrictInt = Field(default=10, ge=1, le=600)
     """How long a replaced task finishes its requests before it is killed."""
 
@@ -73,6 +75,33 @@ class SwarmSettings(ConfigModel):
                     f"{value!r} is not a placement constraint like 'node.role==manager' or 'node.labels.registry==true'"
                 )
         return values
+
+
+def check_edge_pins_one_node(constraints: tuple[str, ...]) -> None:
+    """engine swarm: `swarm.edgeConstraints` pin exactly one node. The proxy and the maintenance task both run
+    where they match, and the proxy learns that writes are paused for garbage collection from flag files on a
+    volume of its own node: were they on two nodes (two managers match the old default, node.role==manager),
+    garbage collection would run while pushes go on, and delete the blobs of images being pushed."""
+    pins: dict[str, set[str]] = {}
+    for constraint in constraints:
+        match = _CONSTRAINT.fullmatch(constraint)
+        if match and match["operator"] == "==" and match["attribute"] in _ONE_NODE_ATTRIBUTES:
+            # Swarm compares node names and IDs without regard to case.
+            pins.setdefault(match["attribute"], set()).add(match["value"].lower())
+    if not pins:
+        raise ValueError(
+            "swarm.edgeConstraints must pin one node with engine 'swarm', e.g. [\"node.hostname==edge-1\"] or "
+            '["node.id==<id>"]: the proxy and the maintenance task run where these match, and the proxy reads '
+            "the maintenance task's write-pause flags from a volume on its own node; on two nodes (a Swarm with "
+            "several managers) garbage collection would run with writes not paused and could delete the blobs "
+            "of images being pushed"
+        )
+    for attribute, values in pins.items():
+        if len(values) > 1:
+            raise ValueError(
+                f"swarm.edgeConstraints give {attribute}== more than one value: every constraint must hold, so "
+                "no node matches; pin one node"
+            )
 
 
 def check_docker_host(value: str) -> str:

@@ -10,7 +10,7 @@ from components.config.auth import AuthSettings
 from components.config.base import ConfigModel, check_dns_or_ip, check_ip, is_ip, parse_ip
 from components.config.gc import GcSettings
 from components.config.mirrors import MirrorSettings, check_mirrors_distinct
-from components.config.placement import DockerHostSettings, Engine, SwarmSettings
+from components.config.placement import DockerHostSettings, Engine, SwarmSettings, check_edge_pins_one_node
 from components.config.proxy import ProxySettings
 from components.config.registry import RegistrySettings
 from components.config.storage import RedisSettings, StorageSettings
@@ -190,6 +190,7 @@ class Settings(ConfigModel):
                 "uiPort is set with engine 'swarm': the UI's port would follow its task to any node; reach the UI "
                 "through the proxy (uiUrl) instead"
             )
+        check_edge_pins_one_node(self.swarm.edge_constraints)
 
     # ---- derived values used by several components ----
 

@@ -363,6 +363,46 @@ def test_registry_port_without_accounts_is_allowed_beyond_loopback() -> None:
     assert load(bindAddress="192.168.1.10", registryPort=5000).registry_port == 5000
 
 
+# ---- a Swarm's proxy and maintenance task on one node ----
+
+SWARM = {"engine": "swarm", "bindAddress": "0.0.0.0", "storage": {"driver": "s3", "bucket": "team-registry"}}
+
+
+@pytest.mark.parametrize(
+    "constraints",
+    [
+        ["node.hostname==edge-1"],
+        ["node.id==2ufgx3l9klz0h6g3b6ntl0a4w"],
+        ["node.role==manager", "node.hostname == edge-1"],
+        ["node.hostname==Edge-1", "node.hostname==edge-1"],  # Swarm compares names without case
+        ["node.hostname==edge-1", "node.id==2ufgx3l9klz0h6g3b6ntl0a4w"],
+    ],
+)
+def test_swarm_edge_constraints_that_pin_one_node_are_accepted(constraints: list[str]) -> None:
+    assert load(**SWARM, swarm={"edgeConstraints": constraints}).swarm.edge_constraints == tuple(constraints)
+
+
+@pytest.mark.parametrize(
+    ("swarm", "expected"),
+    [
+        ({}, "swarm.edgeConstraints must pin one node with engine 'swarm'"),
+        ({"edgeConstraints": ["node.role==manager"]}, "swarm.edgeConstraints must pin one node"),
+        ({"edgeConstraints": ["node.hostname!=edge-1"]}, "swarm.edgeConstraints must pin one node"),
+        ({"edgeConstraints": ["node.labels.hostname==edge-1"]}, "swarm.edgeConstraints must pin one node"),
+        ({"registryConstraints": ["node.hostname==edge-1"]}, "swarm.edgeConstraints must pin one node"),
+        (
+            {"edgeConstraints": ["node.hostname==edge-1", "node.hostname==edge-2"]},
+            "swarm.edgeConstraints give node.hostname== more than one value",
+        ),
+    ],
+)
+def test_swarm_edge_constraints_must_pin_one_node(swarm: dict[str, object], expected: str) -> None:
+    message = error_of(**SWARM, swarm=swarm)
+    assert expected in message
+    if "must pin" in expected:
+        assert "write-pause flags" in message and "writes not paused" in message
+
+
 # ---- what an error may show ----
 
 
