@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from components.config.base import ConfigModel
+from components.config.base import ConfigModel, check_encodable
 
 _USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 BCRYPT_MAX_PASSWORD_BYTES = 72
@@ -35,7 +35,10 @@ class AuthSettings(ConfigModel):
                     f"user name {name!r} is not allowed: 1-64 letters, digits, '.', '_', '@' or '-', "
                     "starting with a letter or digit"
                 )
-            secret = password.get_secret_value()
+            try:
+                secret = check_encodable(password.get_secret_value())
+            except ValueError as error:
+                raise ValueError(f"the password of {name!r} {error}") from None
             if len(secret) < 8:
                 raise ValueError(f"the password of {name!r} must be at least 8 characters")
             if len(secret.encode()) > BCRYPT_MAX_PASSWORD_BYTES:

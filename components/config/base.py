@@ -134,6 +134,16 @@ def check_printable(value: str) -> str:
     return value
 
 
+def check_encodable(value: str) -> str:
+    """Text every file can hold: a lone surrogate (JSON's "\\ud800" reads as one) has no UTF-8 form, so a
+    rendering would fail, or another program read something else. The message never shows the value."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be text UTF-8 can encode (it holds a lone surrogate, e.g. from \\ud800)") from None
+    return value
+
+
 def check_token(value: str, what: str, *, max_length: int = 255) -> str:
     """Printable ASCII without spaces: an identifier handed to another program (an access key, a user name)."""
     if not 1 <= len(value) <= max_length or not re.fullmatch(r"[\x21-\x7e]+", value):

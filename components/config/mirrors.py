@@ -8,7 +8,7 @@ import re
 
 from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator, model_validator
 
-from components.config.base import ConfigModel, check_dns_or_ip, check_token, check_url, is_ip
+from components.config.base import ConfigModel, check_dns_or_ip, check_encodable, check_token, check_url, is_ip
 
 DOCKER_HUB_NAME = "dockerhub"
 DOCKER_HUB_REMOTE = "https://registry-1.docker.io"
@@ -84,6 +84,13 @@ class MirrorSettings(ConfigModel):
             raise ValueError("must be at most 876000h (100 years); '0' never expires")
         return value
 
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_encodable(value.get_secret_value())
+        return value
+
     @field_validator("remote_ca_cert_pem")
     @classmethod
     def _pem(cls, value: str | None) -> str | None:
@@ -127,6 +134,8 @@ class MirrorSettings(ConfigModel):
             )
         if (self.username is None) != (self.password is None):
             raise ValueError(f"mirror '{self.name}': username and password go together")
+        if self.password is not None and not self.password.get_secret_value():
+            raise ValueError(f"mirror '{self.name}': password must not be empty")
         if self.public and self.username is not None:
             raise ValueError(
                 f"mirror '{self.name}': public: true with username and password would lend the upstream account to "

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field, SecretStr, StrictInt, field_validator, model_validator
 
-from components.config.base import ConfigModel, check_printable, check_url
+from components.config.base import ConfigModel, check_encodable, check_printable, check_url
 
 # A Swarm placement constraint as `docker service create --constraint` takes it: attribute, == or !=, value
 # (spaces around the operator, nothing else: the whole value must match).
@@ -49,7 +49,7 @@ class DockerTlsSettings(ConfigModel):
     @field_validator("key_pem")
     @classmethod
     def _key(cls, value: SecretStr) -> SecretStr:
-        if "PRIVATE KEY-----" not in value.get_secret_value():
+        if "PRIVATE KEY-----" not in check_encodable(value.get_secret_value()):
             raise ValueError("must be a PEM private key")
         return value
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator
 
-from components.config.base import ConfigModel, check_image
+from components.config.base import ConfigModel, check_encodable, check_image
 from components.rendering import REGISTRY_DATA_DIR
 
 DEFAULT_REGISTRY_IMAGE = "registry:2.8.3"
@@ -56,6 +56,6 @@ class RegistrySettings(ConfigModel):
     @field_validator("http_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
+        if value is not None and len(check_encodable(value.get_secret_value())) < 16:
             raise ValueError("must be at least 16 characters (it signs upload state)")
         return value

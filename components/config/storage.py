@@ -8,7 +8,15 @@ from enum import StrEnum
 from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.config.base import ConfigModel, check_dns_or_ip, check_image, check_token, check_url, is_ip
+from components.config.base import (
+    ConfigModel,
+    check_dns_or_ip,
+    check_encodable,
+    check_image,
+    check_token,
+    check_url,
+    is_ip,
+)
 
 DEFAULT_REDIS_IMAGE = "redis:7.4.2"
 # S3 bucket names (AWS rules, which S3-compatible stores share): 3-63 lowercase letters, digits, dots, hyphens.
@@ -86,6 +94,14 @@ class StorageSettings(ConfigModel):
     def _access_key(cls, value: str | None) -> str | None:
         return None if value is None else check_token(value, "an access key ID", max_length=128)
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty one would leave both keys out of config.yml: the registry would quietly use the host's.
+        if value is not None and not check_encodable(value.get_secret_value()):
+            raise ValueError("must not be empty (leave accessKey and secretKey out to use the host's credentials)")
+        return value
+
     @field_validator("root_directory")
     @classmethod
     def _root(cls, value: str) -> str:
@@ -157,7 +173,7 @@ class RedisSettings(ConfigModel):
     @classmethod
     def _password(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and (
-            not value.get_secret_value() or _REDIS_PASSWORD_REFUSED.search(value.get_secret_value())
+            not check_encodable(value.get_secret_value()) or _REDIS_PASSWORD_REFUSED.search(value.get_secret_value())
         ):
             raise ValueError("must be a non-empty password without control characters or line breaks")
         return value

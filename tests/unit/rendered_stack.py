@@ -58,7 +58,7 @@ from components.reverse_proxy import (
 )
 
 SCOPE = StackScope(project="private-registry", stack="test")
-# What the program's secrets are in these renderings: fixed, so that a rendering can be compared.
+# The generated secrets as these renderings have them (registry.httpSecret when the config gives one).
 HTTP_SECRET = "rendered-stack-http-secret-0123456789"
 OWN_REDIS_PASSWORD = "generatedRedisPassword0123456789abcdefgh"
 
@@ -132,6 +132,11 @@ def nginx_site(settings: Settings, names: SiteNames | None = None) -> str:
     return render_nginx_conf(proxy_config(settings, names))
 
 
+def http_secret(settings: Settings) -> str:
+    configured = settings.registry.http_secret
+    return configured.get_secret_value() if configured is not None else HTTP_SECRET
+
+
 def registry_config(settings: Settings) -> RegistryConfig:
     storage = settings.storage
     redis: RedisCache | None = None
@@ -151,7 +156,7 @@ def registry_config(settings: Settings) -> RegistryConfig:
         drain = max(1, (swarm.stop_grace_seconds if swarm is not None else STOP_GRACE_SECONDS) - 2)
     return RegistryConfig(
         public_url=settings.registry_url,
-        http_secret=HTTP_SECRET,
+        http_secret=http_secret(settings),
         delete_enabled=settings.registry.delete_enabled,
         log_level=settings.registry.log_level,
         auth_realm=settings.auth.realm if settings.auth.enabled else None,
@@ -181,7 +186,7 @@ def mirror_config(settings: Settings, index: int) -> RegistryConfig:
     mirror = settings.mirrors[index]
     return RegistryConfig(
         public_url=f"https://{settings.mirror_endpoint(mirror)}",
-        http_secret=HTTP_SECRET,
+        http_secret=http_secret(settings),
         delete_enabled=True,
         log_level="info",
         auth_realm=settings.auth.realm if settings.auth.enabled and not mirror.public else None,
@@ -231,7 +236,7 @@ def rendered_files(settings: Settings) -> dict[str, str]:
     }
     if settings.auth.enabled:
         users = {user: password.get_secret_value() for user, password in settings.auth.users.items()}
-        files["htpasswd"] = render_htpasswd(users, salt_key=HTTP_SECRET, cost=4)
+        files["htpasswd"] = render_htpasswd(users, salt_key=http_secret(settings), cost=4)
     if settings.uses_redis and not settings.redis.external:
         files["redis.conf"] = render_redis_conf(
             RedisServerConfig(

@@ -344,6 +344,28 @@ def test_an_address_given_twice_in_two_spellings_is_refused() -> None:
     assert "lists 10.1.2.3 more than once" in error_of(ipAddresses=["10.1.2.3", "::ffff:10.1.2.3"])
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"registry": {"httpSecret": "a-long-enough-secret\ud800"}}, "registry.httpSecret: must be text UTF-8 can"),
+        ({"auth": {"users": {"alice": "password\ud800"}}}, "the password of 'alice' must be text UTF-8 can encode"),
+        (
+            {"storage": {"driver": "s3", "bucket": "b-1", "accessKey": "AKIAEXAMPLE", "secretKey": ""}},
+            "storage.secretKey: must not be empty",
+        ),
+        (
+            {"mirrors": [{"name": "dockerhub", "port": 5443, "username": "ci-bot", "password": ""}]},
+            "mirror 'dockerhub': password must not be empty",
+        ),
+    ],
+)
+def test_secrets_no_file_could_hold_are_refused(values: dict[str, object], expected: str) -> None:
+    """A lone surrogate has no UTF-8 form (rendering would crash, or the registry read another secret); an
+    empty secretKey left both keys out of config.yml, and the registry used the host's credentials."""
+    message = error_of(**values)
+    assert expected in message and "(got <secret>)" in message
+
+
 # ---- registryPort carries passwords in clear ----
 
 

@@ -154,7 +154,8 @@ class StringSetting:
     names: tuple[str, ...]
     kind: str = "word"
     """What an accepted value may be: `word` (a name or address: printable ASCII, no space), `ascii` (spaces
-    too), `text` (printable), `pem` (certificates), `secret` (anything but control characters and line breaks)."""
+    too), `text` (printable), `pem` (certificates), `secret` (anything but control characters and line breaks),
+    `any` (a secret that only YAML holds, escaped)."""
     stored: Callable[[Settings], str] | None = None
     """Where the value is kept when it is normalised on the way in (whitespace, case): what is judged then."""
 
@@ -260,6 +261,25 @@ SETTINGS: dict[str, StringSetting] = {
         ("redis.password",),
         "secret",
     ),
+    # Secrets go into YAML only (htpasswd holds a bcrypt hash, keyed by httpSecret).
+    "auth.users password": StringSetting(
+        lambda v: {"auth": {"users": {"alice": v}}}, st.text(min_size=8, max_size=30), ("auth.users",), "any"
+    ),
+    "registry.httpSecret": StringSetting(
+        lambda v: {"registry": {"httpSecret": v}, "auth": {"users": ACCOUNT}},
+        st.text(min_size=16, max_size=40),
+        ("registry.httpSecret",),
+        "any",
+    ),
+    "mirrors.password": StringSetting(
+        lambda v: mirror(username="bot", password=v), st.text(min_size=1, max_size=30), ("password",), "any"
+    ),
+    "storage.secretKey": StringSetting(
+        lambda v: {"storage": {**S3, "accessKey": "AKIAEXAMPLE", "secretKey": v}},
+        st.text(min_size=1, max_size=30),
+        ("storage.secretKey", "secretKey"),
+        "any",
+    ),
     "redis.image": StringSetting(
         lambda v: {"storage": S3, "registry": {"replicas": 2}, "redis": {"image": v}}, IMAGES, ("redis.image",)
     ),
@@ -348,7 +368,7 @@ def assert_files_parse_back(settings: Settings, files: dict[str, str], env_dir: 
     registry = registry_config(settings)
     document = yaml.safe_load(files["registry config.yml"])
     assert document["http"]["host"] == registry.public_url
-    assert document["http"]["secret"] == HTTP_SECRET
+    assert document["http"]["secret"] == registry.http_secret
     if registry.auth_realm is not None:
         assert document["auth"]["htpasswd"]["realm"] == registry.auth_realm
     if registry.s3 is not None:
@@ -368,6 +388,7 @@ def assert_files_parse_back(settings: Settings, files: dict[str, str], env_dir: 
         proxy = yaml.safe_load(files[f"mirror {mirror.name} config.yml"])["proxy"]
         assert proxy["remoteurl"] == remote.mirror_of.remote_url
         assert proxy.get("username") == remote.mirror_of.username
+        assert proxy.get("password") == remote.mirror_of.password
         assert proxy.get("ttl") == remote.mirror_of.ttl
         toml = tomllib.loads(files[f"mirror {mirror.name} hosts.toml"])
         assert toml["server"] == mirror.resolved_remote_url
@@ -403,6 +424,8 @@ def assert_value_kept_its_kind(key: str, kind: str, value: str) -> None:
         assert value.isascii() and value.isprintable(), f"{key}: {value!r} accepted"
     elif kind == "pem":
         assert set(value) <= set(string.ascii_letters + string.digits + "+/=- \t\r\n"), f"{key}: {value!r} accepted"
+    elif kind == "any":
+        pass
     elif kind == "secret":
         assert not any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in value), f"{value!r} accepted"
     else:
