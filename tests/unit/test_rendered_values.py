@@ -683,3 +683,22 @@ def test_the_pure_rendering_is_what_the_program_uploads(config: dict[str, Any]) 
 def test_gc_values_that_are_not_inert_yet(gc: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="private-registry:gc"):
         load({"gc": gc})
+
+
+# ---- the checks themselves can fail ----
+
+
+def test_nginx_t_and_the_token_check_catch_what_an_injected_value_would_do(nginx: NginxTest) -> None:
+    """What the site would be had a line break reached the comment that names the host (the reviewer's case,
+    before the renderer refused it), and had a space reached server_name (a second name the certificate does not
+    have): nginx refuses the first, and the token check the second, which nginx loads."""
+    settings = load({})
+    site = nginx_site(settings)
+    broken = site.replace("# TLS for registry.example.com:", "# TLS for registry.example.com\n:", 1)
+    with pytest.raises(AssertionError, match="nginx -t refuses the site"):
+        nginx.check(broken)
+    injected = site.replace("server_name registry.example.com;", "server_name registry.example.com evil.example;")
+    nginx.check(injected)
+    with pytest.raises(AssertionError, match="changed the nginx site's structure"):
+        assert_site_reads_as_its_stand_ins(settings, injected)
+    assert_site_reads_as_its_stand_ins(settings, site)
