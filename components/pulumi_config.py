@@ -77,7 +77,8 @@ def warn_about(settings: Settings) -> None:
                 f"mirror '{mirror.name}' requires accounts, but Docker daemons send their Docker Hub login to "
                 "registry-mirrors, not one for the mirror: daemons without a Hub login equal to an account here "
                 f"pull from Docker Hub instead. Set mirrors[{mirror.name}].public: true to serve it without accounts "
-                "(it holds public images only)."
+                "(it holds public images only), without username and password: a public mirror must be anonymous "
+                "upstream."
             )
     if settings.redis.model_fields_set and not settings.uses_redis:
         _warn(

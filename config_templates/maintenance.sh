@@ -208,6 +208,9 @@ flush_cache() {
     fi
     host=${REDIS_ADDRESS%:*}
     port=${REDIS_ADDRESS##*:}
+    # An IPv6 address comes bracketed ([fd00::7]:6379), as the registry takes it; nc takes it bare.
+    host=${host#\[}
+    host=${host%\]}
     {
         [ -z "$REDIS_PASSWORD" ] || resp AUTH "$REDIS_PASSWORD"
         resp SELECT "$REDIS_DB"

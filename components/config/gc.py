@@ -7,7 +7,7 @@ import re
 from croniter import CroniterError, croniter
 from pydantic import Field, StrictBool, StrictInt, field_validator
 
-from components.config.base import ConfigModel
+from components.config.base import ConfigModel, check_printable
 
 # Sunday 03:30 in the Docker host's time: a quiet hour, once a week.
 DEFAULT_GC_SCHEDULE = "30 3 * * 0"
@@ -98,7 +98,7 @@ class RetentionRule(ConfigModel):
     @classmethod
     def _repository_globs(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         for value in values:
-            if not _REPOSITORY_GLOB.match(value):
+            if not _REPOSITORY_GLOB.fullmatch(value):
                 raise ValueError(
                     f"{value!r} is not a repository glob: lowercase letters, digits, '.', '_', '-', '/' and the "
                     "wildcards '*', '?', '[...]'"
@@ -109,7 +109,12 @@ class RetentionRule(ConfigModel):
     @classmethod
     def _tag_globs(cls, values: tuple[str, ...]) -> tuple[str, ...]:
         for value in values:
-            if not _TAG_GLOB.match(value):
+            if value == "-":
+                raise ValueError(
+                    "'-' alone is not a tag glob: the retention rules file reads it as 'no globs', so the rule would "
+                    "keep no tag by name"
+                )
+            if not _TAG_GLOB.fullmatch(value):
                 raise ValueError(
                     f"{value!r} is not a tag glob: letters, digits, '.', '_', '-' and the wildcards '*', '?', '[...]'"
                 )
@@ -149,6 +154,7 @@ class GcSettings(ConfigModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
+        check_printable(value)
         if value.strip() == SCHEDULE_OFF:
             return SCHEDULE_OFF
         cron_fields(value)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, StrictBool, StrictInt, field_validator
 
 from components.config.base import ConfigModel, check_encodable, check_image
+from components.images import registry_major_version
 from components.rendering import REGISTRY_DATA_DIR
 
 DEFAULT_REGISTRY_IMAGE = "registry:2.8.3"
@@ -37,7 +38,9 @@ class RegistrySettings(ConfigModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str) -> str:
-        return check_image(value)
+        check_image(value)
+        registry_major_version(value)  # a digest without its tag says nothing of the version: refused
+        return value
 
     @field_validator("config_path")
     @classmethod

@@ -43,9 +43,25 @@ ACCOUNT = ("ops", "swarm-stack-password-0123")
 MIB = 1024 * 1024
 
 
+def pinned(tmp: Path) -> Path:
+    """The stack's file with the proxy and maintenance pinned to this Swarm's one node (swarm.edgeConstraints must
+    name one node: the write-pause flags are on a volume of the proxy's node); same stem: same stack, same state."""
+    return tmp / "pinned" / STACK_FILE.name
+
+
+def pin_to_node(tmp: Path, engine: docker.DockerClient) -> Path:
+    document = yaml.safe_load(STACK_FILE.read_text())
+    node = engine.info()["Swarm"]["NodeID"]
+    document["config"]["private-registry:swarm"] = {"edgeConstraints": [f"node.id=={node}"]}
+    path = pinned(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
 def changed_config(tmp: Path, **blocks: dict[str, Any]) -> Path:
     """The stack's file with some blocks changed (same stem: same stack, same state)."""
-    document = yaml.safe_load(STACK_FILE.read_text())
+    document = yaml.safe_load(pinned(tmp).read_text())
     for block, values in blocks.items():
         key = f"private-registry:{block}"
         document["config"][key] = {**document["config"].get(key, {}), **values}
@@ -70,7 +86,7 @@ def swarm_stack(
         realizer.down(STACK_FILE, volumes=True, client=engine)
         s3 = start_s3_store(engine, S3_CONTAINER, "swarm-s3", S3_PORT, (BUCKET,))
         with joining(engine, s3, NETWORK, [S3_NAME]):
-            live = bring_up(STACK_FILE, engine, tmp)
+            live = bring_up(pin_to_node(tmp, engine), engine, tmp)
         api = RegistryClient(f"https://127.0.0.1:{live.https_port}", auth=ACCOUNT, verify=str(live.ca_file))
         try:
             yield live, api, tmp
@@ -115,7 +131,7 @@ def test_scaling_changes_only_the_registry_service(
 ) -> None:
     _, api, tmp = swarm_stack
     service_id = engine.services.get(REGISTRY_SERVICE).id
-    for replicas, config_file in ((2, changed_config(tmp, registry={"replicas": 2})), (3, STACK_FILE)):
+    for replicas, config_file in ((2, changed_config(tmp, registry={"replicas": 2})), (3, pinned(tmp))):
         result = realizer.up(config_file, engine)
         assert result.updated == ["docker:index/service:Service::registry-distribution-service"], result
         assert (result.created, result.replaced, result.deleted) == ([], [], []), result
@@ -185,5 +201,5 @@ def test_a_config_change_rolls_the_replicas_one_at_a_time_with_no_failed_pull(
     assert len(after) == 3 and not before & after, "every replica was replaced by a task with the new config"
     assert pulls > 20 and failures == [], f"{len(failures)} failed pulls of {pulls}: {failures[:5]}"
     assert fewest_running >= 3, f"start-first keeps every replica serving, yet only {fewest_running} ran at a time"
-    restored = realizer.up(STACK_FILE, engine)
+    restored = realizer.up(pinned(tmp), engine)
     assert "docker:index/service:Service::registry-distribution-service" in restored.updated

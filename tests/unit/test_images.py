@@ -35,3 +35,10 @@ def test_a_registry_digest_without_its_tag_is_refused_not_read_as_registry_3(ima
     # start with the image's default config instead of ours.
     with pytest.raises(ValueError, match="digest without a tag"):
         registry_config_path(image, None)
+
+
+def test_the_config_refuses_a_registry_digest_without_its_tag_naming_the_key() -> None:
+    from components.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"private-registry:registry\.image: names a digest without a tag"):
+        load_settings({"hostname": "registry.example.com", "registry": f'{{"image": "registry@sha256:{"a" * 64}"}}'})

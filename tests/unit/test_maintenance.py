@@ -1225,10 +1225,11 @@ def test_a_comparison_the_shell_cannot_make_stops_the_run(tmp_path: Path, busybo
 class FakeRedis:
     """A Redis that speaks just enough RESP: AUTH (one password), SELECT, FLUSHDB, QUIT; records the commands."""
 
-    def __init__(self, password: str | None) -> None:
+    def __init__(self, password: str | None, host: str = "127.0.0.1") -> None:
         self.password = password
         self.commands: list[list[str]] = []
-        self.server = socket.create_server(("127.0.0.1", 0))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.server = socket.create_server((host, 0), family=family)
         self.port = self.server.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -1280,6 +1281,15 @@ def test_flush_cache_empties_the_registrys_database(busybox_path: str, password:
     assert f"Redis database 3 at 127.0.0.1:{redis.port} emptied" in result.stdout
     expected = [["SELECT", "3"], ["FLUSHDB"], ["QUIT"]]
     assert redis.commands == ([["AUTH", password]] if password else []) + expected
+
+
+def test_flush_cache_reaches_a_redis_at_an_ipv6_address(busybox_path: str) -> None:
+    # The registry takes [fd00::7]:6379; nc takes the address without its brackets.
+    redis = FakeRedis(None, host="::1")
+    result = flush_cache_with(busybox_path, render_cache_env(f"[::1]:{redis.port}", None, 0))
+    redis.thread.join(timeout=20)
+    assert "exit 0" in result.stdout, result.stdout + result.stderr
+    assert redis.commands == [["SELECT", "0"], ["FLUSHDB"], ["QUIT"]]
 
 
 def test_flush_cache_fails_loudly_with_a_wrong_password(busybox_path: str) -> None:

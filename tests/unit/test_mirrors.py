@@ -566,7 +566,10 @@ def test_a_docker_hub_mirror_that_requires_accounts_warns(run: Run) -> None:
 @pytest.mark.parametrize(
     "values",
     [
-        pytest.param({"auth": {"users": USERS}, "mirrors": [{**HUB, "public": True}, GHCR]}, id="public"),
+        pytest.param(
+            {"auth": {"users": USERS}, "mirrors": [{"name": "dockerhub", "port": 5443, "public": True}, GHCR]},
+            id="public",
+        ),
         pytest.param({"auth": {"users": USERS}, "mirrors": [GHCR]}, id="not-docker-hub"),
         pytest.param({"mirrors": MIRRORS}, id="no-accounts"),
     ],

@@ -29,7 +29,15 @@ S3 = {
     "accessKey": "AKIAEXAMPLE",
     "secretKey": SECRET_KEY,
 }
-SWARM = {"engine": "swarm", "bindAddress": "0.0.0.0", "storage": S3, "registry": {"replicas": 3}}
+EDGE = "node.hostname==edge-1"
+SWARM = {
+    "engine": "swarm",
+    "bindAddress": "0.0.0.0",
+    "storage": S3,
+    "registry": {"replicas": 3},
+    "swarm": {"edgeConstraints": [EDGE]},
+}
+SWARM_PLACEMENT: dict[str, Any] = {"edgeConstraints": [EDGE]}
 SERVICE = "docker:index/service:Service"
 
 
@@ -135,7 +143,7 @@ def test_the_registry_is_one_service_of_n_replicas_rolling_start_first(swarm: Pr
     assert spec["resources"]["limits"]["memoryBytes"] == 512 * 1024 * 1024
     # config.yml holds http.secret and the S3 key: a Swarm secret, mounted where the image reads it.
     (secret,) = [s for s in spec["containerSpec"]["secrets"] if s["fileName"] == "/etc/docker/registry/config.yml"]
-    assert secret["fileMode"] == 0o644
+    assert secret["fileMode"] == 0o600 and secret["fileUid"] == "0"
     assert "configs" not in spec["containerSpec"]
 
 
@@ -145,12 +153,12 @@ def test_the_proxy_publishes_in_host_mode_on_the_edge_and_stops_first(swarm: Pro
         "ports"
     ]
     assert proxy["updateConfig"]["order"] == "stop-first"
-    assert proxy["taskSpec"]["placement"]["constraints"] == ["node.role==manager"]
+    assert proxy["taskSpec"]["placement"]["constraints"] == [EDGE]
     spec = proxy["taskSpec"]["containerSpec"]
     assert {c["fileName"] for c in spec["configs"]} == {"/etc/nginx/conf.d/default.conf", "/etc/nginx/tls/server.crt"}
     assert [s["fileName"] for s in spec["secrets"]] == ["/etc/nginx/tls/server.key"]
     maintenance = services(swarm)["private-registry-test-maintenance"]
-    assert maintenance["taskSpec"]["placement"]["constraints"] == ["node.role==manager"]
+    assert maintenance["taskSpec"]["placement"]["constraints"] == [EDGE]
     assert maintenance["mode"] == {"replicated": {"replicas": 1}}
 
 
@@ -265,7 +273,9 @@ def test_replicas_finish_their_requests_when_stopped_a_single_registry_as_before
 
     assert drain(run()) is None
     assert drain(run(storage=S3, registry={"replicas": 2})) == "8s"  # the 10 s stop grace, less 2 s to exit
-    assert drain(run(**SWARM, swarm={"stopGraceSeconds": 30}), "-registry-config-yml-") == "28s"
+    assert (
+        drain(run(**{**SWARM, "swarm": {**SWARM_PLACEMENT, "stopGraceSeconds": 30}}), "-registry-config-yml-") == "28s"
+    )
 
 
 def test_updates_pause_on_failure_and_host_ports_stop_first(swarm: ProgramRun) -> None:
