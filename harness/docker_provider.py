@@ -6,7 +6,8 @@ health when `wait` is set. Provider defaults are applied where the program leave
 that is not implemented raises `UnsupportedInput` naming it.
 
 Every object also gets the label `LIVE_STACK_LABEL=<stack>` (the only thing the real provider would not
-add) so that `down` finds exactly the objects of a stack, even after a failed `up`.
+add) so that `down` finds exactly the objects of a stack, even after a failed `up`. A `stack` of None adds no
+such label: the stand-in provider plugins (`harness/plugins`) create objects as the real provider does.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def go_duration_ns(text: str) -> int:
     return int(sum(float(n) * _UNIT_NS[u] for n, u in parts))
 
 
-def labels_dict(labels: list[dict[str, str]] | None, stack: str) -> dict[str, str]:
+def labels_dict(labels: list[dict[str, str]] | None, stack: str | None) -> dict[str, str]:
+    """The program's `{label, value}` list as Docker labels, plus the realizer's stack label unless `stack` is
+    None."""
     result = {item["label"]: item["value"] for item in labels or []}
-    result[LIVE_STACK_LABEL] = stack
+    if stack is not None:
+        result[LIVE_STACK_LABEL] = stack
     return result
 
 
@@ -92,7 +96,7 @@ def delete_remote_image(client: docker.DockerClient, inputs: dict[str, Any]) -> 
 # ---------------------------------------------------------------- networks and volumes
 
 
-def network(client: docker.DockerClient, inputs: dict[str, Any], stack: str) -> dict[str, Any]:
+def network(client: docker.DockerClient, inputs: dict[str, Any], stack: str | None) -> dict[str, Any]:
     require_known("docker Network", inputs, {"name", "driver", "labels", "internal", "attachable", "options", "ipv6"})
     created = client.networks.create(
         inputs["name"],
@@ -129,7 +133,7 @@ def delete_network(client: docker.DockerClient, network_id: str) -> None:
         time.sleep(0.2)
 
 
-def volume(client: docker.DockerClient, inputs: dict[str, Any], stack: str) -> dict[str, Any]:
+def volume(client: docker.DockerClient, inputs: dict[str, Any], stack: str | None) -> dict[str, Any]:
     require_known("docker Volume", inputs, {"name", "driver", "driverOpts", "labels"})
     created = client.volumes.create(
         name=inputs["name"],
@@ -244,7 +248,7 @@ def _healthcheck(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def container(client: docker.DockerClient, inputs: dict[str, Any], stack: str) -> dict[str, Any]:
+def container(client: docker.DockerClient, inputs: dict[str, Any], stack: str | None) -> dict[str, Any]:
     require_known("docker Container", inputs, CONTAINER_INPUTS)
     if any(part == "" for part in inputs.get("command") or []):
         raise UnsupportedInput("command: the provider refuses empty elements")

@@ -198,14 +198,16 @@ def _decode_base64(what: str, data: str) -> bytes:
         raise UnsupportedInput(f"{what}: data is not base64 (the provider's validateStringIsBase64Encoded)") from None
 
 
-def _swarm_labels(inputs: dict[str, Any], stack: str) -> dict[str, str]:
+def _swarm_labels(inputs: dict[str, Any], stack: str | None) -> dict[str, str]:
     return labels_dict(inputs.get("labels"), stack)
 
 
 # ---------------------------------------------------------------- configs and secrets
 
 
-def service_config(client: docker.DockerClient, inputs: dict[str, Any], stack: str, logical: str) -> dict[str, Any]:
+def service_config(
+    client: docker.DockerClient, inputs: dict[str, Any], stack: str | None, logical: str
+) -> dict[str, Any]:
     """docker_config: ConfigCreate with the decoded data (every input replaces: no Update in the provider)."""
     require_known("docker ServiceConfig", inputs, {"name", "data", "dataRaw", "labels"})
     given = [key for key in ("data", "dataRaw") if key in inputs]
@@ -219,7 +221,7 @@ def service_config(client: docker.DockerClient, inputs: dict[str, Any], stack: s
     return {"id": created["ID"], "name": name}
 
 
-def secret(client: docker.DockerClient, inputs: dict[str, Any], stack: str, logical: str) -> dict[str, Any]:
+def secret(client: docker.DockerClient, inputs: dict[str, Any], stack: str | None, logical: str) -> dict[str, Any]:
     """docker_secret: SecretCreate with the decoded data and the labels (every input replaces)."""
     require_known("docker Secret", inputs, {"name", "data", "labels"})
     data = _decode_base64(f"Secret {logical}", inputs["data"])
@@ -565,7 +567,7 @@ def endpoint_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
     return result
 
 
-def service_spec(inputs: dict[str, Any], name: str, stack: str) -> dict[str, Any]:
+def service_spec(inputs: dict[str, Any], name: str, stack: str | None) -> dict[str, Any]:
     """createServiceSpec: the ServiceSpec the provider sends on create and on every update."""
     for path, reason in REFUSED.items():
         if "." not in path and path in inputs:
@@ -688,7 +690,9 @@ def _check_image(client: docker.DockerClient, image: str) -> None:
         ) from None
 
 
-def create_service(client: docker.DockerClient, inputs: dict[str, Any], stack: str, logical: str) -> dict[str, Any]:
+def create_service(
+    client: docker.DockerClient, inputs: dict[str, Any], stack: str | None, logical: str
+) -> dict[str, Any]:
     name = inputs.get("name") or autoname(logical)
     spec = service_spec(inputs, name, stack)
     converge = converge_settings(inputs.get("convergeConfig"))
@@ -709,7 +713,7 @@ def create_service(client: docker.DockerClient, inputs: dict[str, Any], stack: s
 
 
 def update_service(
-    client: docker.DockerClient, service_id: str, inputs: dict[str, Any], stack: str, name: str
+    client: docker.DockerClient, service_id: str, inputs: dict[str, Any], stack: str | None, name: str
 ) -> dict[str, Any]:
     """ServiceUpdate with the whole spec rebuilt from the inputs and the current version index."""
     spec = service_spec(inputs, name, stack)
