@@ -232,6 +232,10 @@ class ProviderError(Exception):
     """An error the engine shows the user as it is (no traceback)."""
 
 
+BUG_ERRORS = (KeyError, AttributeError, TypeError, IndexError, AssertionError, NameError)
+"""Errors shown with the end of their traceback: they mean a bug of the stand-in, not a refusal."""
+
+
 class StandInProvider:
     """A stand-in plugin: its name and version (what the SDK asks for), its resource types, its configuration."""
 
@@ -268,10 +272,12 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         secrets: set[str] = set()
         for request in requests:
             secrets.update(secret_strings(request))
-        if isinstance(error, ProviderError | NotImplementedError | TimeoutError | RuntimeError | ValueError):
-            message = f"{type(error).__name__}: {error}" if not isinstance(error, ProviderError) else str(error)
-        else:
+        if isinstance(error, ProviderError):
+            message = str(error)
+        elif isinstance(error, BUG_ERRORS):  # a fault of the stand-in itself: where it happened
             message = "".join(traceback.format_exception(error)[-6:])
+        else:  # what the provider functions raise (UnsupportedInput, TimeoutError, Docker's APIError, ...)
+            message = f"{type(error).__name__}: {error}"
         context.abort(grpc.StatusCode.UNKNOWN, scrub(message, secrets))
         raise AssertionError("unreachable")  # context.abort raises
 
