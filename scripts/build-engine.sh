@@ -8,8 +8,11 @@
 # What it builds (docs/testing.md, "The real engine: build from Go modules", has the figures and
 # what could not be built):
 #   - pulumi                       github.com/pulumi/pulumi/pkg/v3 v3.276.0 (wrapper: scripts/engine/cli)
-#   - pulumi-language-python       from github.com/pulumi/pulumi/sdk/v3 v3.79.0, the newest served
-#                                  sdk/v3 that still carries the host (wrapper: scripts/engine/language-python)
+#   - pulumi-language-python       the host of github.com/pulumi/pulumi/sdk/v3 v3.79.0 (the newest served
+#                                  sdk/v3 that still carries it, pinned by scripts/engine/language-python/upstream)
+#                                  with scripts/engine/language-python/host.patch applied, built against
+#                                  sdk/v3 v3.276.0 (build module: scripts/engine/language-python); the patch
+#                                  makes it read runtime.options and policy packs from this CLI's requests
 #   - pulumi-language-python-exec  copied from sdk/v3 v3.276.0 (python/cmd/pulumi-language-python-exec)
 # The provider plugins (docker 5.2.0, tls 5.6.2, random 4.21.4) are NOT built: their provider/
 # modules are not served by the proxy this machine reaches (see docs/testing.md).
@@ -34,12 +37,15 @@ par=${ENGINE_BUILD_P:-2}
 log() { printf '[build-engine] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# The key: versions plus a hash of what decides the result (this script, the wrapper modules).
+# The key: versions plus a hash of what decides the result (this script, the wrapper modules, the patch).
 src_hash=$(
   cd "$here" &&
-    { printf '%s\n' build-engine.sh; find engine -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort; } |
+    { printf '%s\n' build-engine.sh; find engine -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.patch' \) | LC_ALL=C sort; } |
     xargs sha256sum | sha256sum | cut -c1-12
 )
+langhost_patch="$engine_src/language-python/host.patch"
+# The host's version (GetPluginInfo, `pulumi about`): v3.79.0 plus semver build metadata naming the patch.
+langhost_version="v${LANGHOST_SDK_VERSION}+privateregistry.$(sha256sum "$langhost_patch" | cut -c1-8)"
 key="pulumi-v${PULUMI_VERSION}-langpython-sdk-v${LANGHOST_SDK_VERSION}-${src_hash}"
 dest="$cache_root/$key"
 
@@ -50,6 +56,8 @@ if [[ -f "$dest/.complete" ]]; then
 fi
 
 command -v go >/dev/null || die "the go command is not on PATH"
+command -v patch >/dev/null || command -v git >/dev/null ||
+  die "neither patch nor git is on PATH (apt-get install patch)"
 go_have=$(go env GOVERSION | sed 's/^go//')
 if [[ $(printf '%s\n%s\n' "$MIN_GO" "$go_have" | sort -V | head -1) != "$MIN_GO" ]]; then
   die "go $go_have is older than $MIN_GO (pkg/v3 v$PULUMI_VERSION needs it): export GOTOOLCHAIN=go1.27.3"
@@ -87,10 +95,29 @@ log "building pulumi v$PULUMI_VERSION (cold: 10-20 min on 2 cores)"
 log "pulumi built after $((SECONDS - t0)) s"
 
 t1=$SECONDS
-log "building pulumi-language-python from sdk/v3 v$LANGHOST_SDK_VERSION"
-(cd "$engine_src/language-python" &&
-  "${gobuild[@]}" -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${LANGHOST_SDK_VERSION}" \
-    -o "$stage/bin/pulumi-language-python" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python) >&2
+log "building pulumi-language-python $langhost_version: sdk/v3 v$LANGHOST_SDK_VERSION's host + host.patch, against sdk/v3 v$PULUMI_VERSION"
+# The host's source: main.go of sdk/v3 v3.79.0 (verified against upstream/go.sum), the only file of the
+# package. It is copied, with the build module's go.mod and go.sum, into <entry>/src/, patched and built
+# there; src/ stays in the cache entry, so the compiled source can be read.
+upstream_dir=$(cd "$engine_src/language-python/upstream" &&
+  go mod download github.com/pulumi/pulumi/sdk/v3 >&2 &&
+  go list -mod=readonly -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
+host_pkg="$upstream_dir/python/cmd/pulumi-language-python"
+[[ -f "$host_pkg/main.go" ]] || die "sdk/v3 v$LANGHOST_SDK_VERSION has no python/cmd/pulumi-language-python/main.go ($upstream_dir)"
+host_src="$stage/src/pulumi-language-python"
+mkdir -p "$host_src"
+install -m 0644 "$host_pkg/main.go" "$host_src/main.go"
+install -m 0644 "$engine_src/language-python/go.mod" "$engine_src/language-python/go.sum" "$langhost_patch" "$host_src/"
+if command -v patch >/dev/null; then
+  patch -p1 --fuzz=0 --batch --no-backup-if-mismatch -d "$host_src" -i "$langhost_patch" >&2 ||
+    die "host.patch does not apply to sdk/v3 v$LANGHOST_SDK_VERSION's main.go"
+else
+  (cd "$host_src" && git apply -p1 "$langhost_patch") >&2 ||
+    die "host.patch does not apply to sdk/v3 v$LANGHOST_SDK_VERSION's main.go"
+fi
+(cd "$host_src" &&
+  "${gobuild[@]}" -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${langhost_version}" \
+    -o "$stage/bin/pulumi-language-python" .) >&2
 log "pulumi-language-python built after $((SECONDS - t1)) s"
 
 # The exec shim the host runs (it refuses to start without it next to its binary), from the same
@@ -106,7 +133,7 @@ got=$("$stage/bin/pulumi" version 2>/dev/null) || die "the built pulumi does not
 cat >"$stage/versions.txt" <<EOF
 key=$key
 pulumi=v$PULUMI_VERSION (github.com/pulumi/pulumi/pkg/v3, sdk/v3 v$PULUMI_VERSION)
-pulumi-language-python=v$LANGHOST_SDK_VERSION (github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python)
+pulumi-language-python=$langhost_version (github.com/pulumi/pulumi/sdk/v3 v$LANGHOST_SDK_VERSION python/cmd/pulumi-language-python + scripts/engine/language-python/host.patch, built against sdk/v3 v$PULUMI_VERSION; source: src/pulumi-language-python)
 pulumi-language-python-exec=v$PULUMI_VERSION (sdk/v3 python/cmd/pulumi-language-python-exec)
 providers=none (docker 5.2.0, tls 5.6.2, random 4.21.4: provider modules not served)
 go=$(go env GOVERSION)
