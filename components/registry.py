@@ -195,6 +195,25 @@ class Registry(pulumi.ComponentResource):
         )
 
 
+def s3_storage(storage: StorageSettings, secret_key: str | None) -> S3Storage:
+    """The registry config's s3 section from the settings; forcePathStyle unset means path style exactly when
+    regionEndpoint is set (registry 2.x's behaviour, which registry 3.x's own default would break)."""
+    return S3Storage(
+        bucket=storage.bucket or "",
+        region=storage.region,
+        region_endpoint=storage.region_endpoint,
+        access_key=storage.access_key,
+        secret_key=secret_key,
+        root_directory=storage.root_directory,
+        force_path_style=storage.force_path_style
+        if storage.force_path_style is not None
+        else storage.region_endpoint is not None,
+        secure=storage.secure,
+        redirect=storage.redirect,
+        chunk_size_bytes=storage.chunk_size_mib * 1024 * 1024,
+    )
+
+
 def _config_yml(args: RegistryArgs, http_secret: pulumi.Output[str]) -> pulumi.Output[str]:
     """config.yml, rendered once every secret it holds is known."""
     settings, storage, redis = args.settings, args.storage, args.redis
@@ -213,22 +232,7 @@ def _config_yml(args: RegistryArgs, http_secret: pulumi.Output[str]) -> pulumi.O
                 delete_enabled=settings.delete_enabled,
                 log_level=settings.log_level,
                 auth_realm=args.auth_realm,
-                s3=S3Storage(
-                    bucket=storage.bucket or "",
-                    region=storage.region,
-                    region_endpoint=storage.region_endpoint,
-                    access_key=storage.access_key,
-                    secret_key=s3_secret_key or None,
-                    root_directory=storage.root_directory,
-                    force_path_style=storage.force_path_style
-                    if storage.force_path_style is not None
-                    else storage.region_endpoint is not None,
-                    secure=storage.secure,
-                    redirect=storage.redirect,
-                    chunk_size_bytes=storage.chunk_size_mib * 1024 * 1024,
-                )
-                if storage.is_s3
-                else None,
+                s3=s3_storage(storage, s3_secret_key or None) if storage.is_s3 else None,
                 redis=RedisCache(address=redis.address, password=redis_password or None, db=redis.db)
                 if redis is not None
                 else None,

@@ -16,7 +16,7 @@ from components.docker_common import STOP_GRACE_SECONDS, StackScope
 from components.images import registry_config_path, registry_major_version
 from components.mirror import mirror_alias
 from components.redis_cache import REDIS_ALIAS, REDIS_PORT
-from components.registry import REGISTRY_ALIAS
+from components.registry import REGISTRY_ALIAS, s3_storage
 from components.registry_ui import UI_ALIAS, UI_INTERNAL_PORT
 from components.rendering import (
     REGISTRY_DEBUG_PORT,
@@ -30,7 +30,6 @@ from components.rendering import (
     RedisServerConfig,
     RegistryConfig,
     RetentionRuleLine,
-    S3Storage,
     containerd_hosts_dir,
     joxit_ui_environment,
     render_cache_env,
@@ -160,20 +159,7 @@ def registry_config(settings: Settings) -> RegistryConfig:
         delete_enabled=settings.registry.delete_enabled,
         log_level=settings.registry.log_level,
         auth_realm=settings.auth.realm if settings.auth.enabled else None,
-        s3=S3Storage(
-            bucket=storage.bucket or "",
-            region=storage.region,
-            region_endpoint=storage.region_endpoint,
-            access_key=storage.access_key,
-            secret_key=storage.secret_key.get_secret_value() if storage.secret_key else None,
-            root_directory=storage.root_directory,
-            force_path_style=storage.force_path_style
-            if storage.force_path_style is not None
-            else storage.region_endpoint is not None,
-            secure=storage.secure,
-            redirect=storage.redirect,
-            chunk_size_bytes=storage.chunk_size_mib * 1024 * 1024,
-        )
+        s3=s3_storage(storage, storage.secret_key.get_secret_value() if storage.secret_key else None)
         if storage.is_s3
         else None,
         redis=redis,
