@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +50,32 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str, every: 
 
 
 HOSTS_FILE = Path("/etc/hosts")
+HOSTS_LOCK = Path("/tmp/private-registry-hosts.lock")
+"""Held while /etc/hosts is rewritten: test sessions run side by side on one machine (the live tests, the engine
+tests, the benchmark), and two read-modify-writes at once lose one of the entries."""
+
+
+@contextlib.contextmanager
+def _hosts_locked() -> Iterator[None]:
+    with HOSTS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def put_hosts_entry(hostname: str, mark: str) -> None:
+    """The line `127.0.0.1 <hostname> <mark>` in /etc/hosts, replacing any line with `mark` (idempotent)."""
+    with _hosts_locked():
+        kept = [line for line in HOSTS_FILE.read_text().splitlines() if mark not in line]
+        HOSTS_FILE.write_text("\n".join([*kept, f"127.0.0.1 {hostname} {mark}"]) + "\n")
+
+
+def remove_hosts_entry(mark: str) -> None:
+    with _hosts_locked():
+        current = HOSTS_FILE.read_text().splitlines()
+        HOSTS_FILE.write_text("".join(f"{line}\n" for line in current if mark not in line))
 
 
 @contextlib.contextmanager
@@ -57,13 +84,11 @@ def hosts_entry(hostname: str, mark: str) -> Iterator[None]:
 
     The line carries `mark`, so a run that died without cleaning up is replaced, not repeated.
     """
-    kept = [line for line in HOSTS_FILE.read_text().splitlines() if mark not in line]
-    HOSTS_FILE.write_text("\n".join([*kept, f"127.0.0.1 {hostname} {mark}"]) + "\n")
+    put_hosts_entry(hostname, mark)
     try:
         yield
     finally:
-        current = HOSTS_FILE.read_text().splitlines()
-        HOSTS_FILE.write_text("".join(f"{line}\n" for line in current if mark not in line))
+        remove_hosts_entry(mark)
 
 
 def docker_login(endpoint: str, user: str, password: str, config_dir: Path) -> subprocess.CompletedProcess[str]:
