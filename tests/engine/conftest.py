@@ -9,9 +9,10 @@ labels (`org.private-registry.stack=dev`) and removed before the stack comes up.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import docker
 import pytest
 import yaml
+from docker.errors import DockerException
 
 from harness.program import PROJECT_DIR
 from tests.engine.pulumi_cli import (
@@ -28,6 +30,7 @@ from tests.engine.pulumi_cli import (
     build_engine,
     copy_program,
     remove_stack_leftovers,
+    stack_selector,
 )
 
 README = PROJECT_DIR / "README.md"
@@ -127,3 +130,18 @@ def dev_stack(
     finally:
         workspace.pulumi("destroy", "--yes", "--skip-preview", check=False, timeout=900)
         remove_stack_leftovers(docker_client, DEV_STACK)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed engine test shows the state and the last log lines of the dev stack's containers."""
+    report = yield
+    if report.failed and item.get_closest_marker("engine"):
+        with contextlib.suppress(DockerException):
+            client = docker.from_env()
+            for found in client.containers.list(all=True, filters=stack_selector(DEV_STACK)):
+                logs = found.logs(tail=40).decode(errors="replace")
+                report.sections.append((f"docker logs {found.name} ({found.status})", logs))
+    return report

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -46,6 +47,17 @@ MAX_MESSAGE = 400 * 1024 * 1024
 DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "TERM", "--")
 """A backend host ends when this adapter does: the engine kills the adapter, not what the adapter started (util-linux
 setpriv, not a preexec_fn: forking Python code next to gRPC's threads is unsafe)."""
+
+
+PORT_SECONDS = 60
+"""How long a host gets to print its port (bounded: a host that hangs fails the command, not the test run)."""
+
+
+def first_line(process: subprocess.Popen[bytes], seconds: float) -> str:
+    """The first line `process` prints, or "" when it prints none within `seconds` (or ends first)."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], seconds)
+    return process.stdout.readline().decode().strip() if ready else ""
 
 
 class Backends:
@@ -68,8 +80,7 @@ class Backends:
                     cwd=root or None,  # it looks for requirements.txt in its working directory
                     stdout=subprocess.PIPE,
                 )
-                assert process.stdout is not None
-                port = process.stdout.readline().decode().strip()
+                port = first_line(process, PORT_SECONDS)
                 if not port.isdigit():
                     raise RuntimeError(f"{self.real_host} did not print its port (got {port!r})")
                 self.processes.append(process)

@@ -37,6 +37,7 @@ from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import language_pb2_grpc
 
 from harness.program import PROJECT_DIR
+from tests.engine.langhost import first_line
 
 BUILD_SCRIPT = PROJECT_DIR / "scripts" / "build-engine.sh"
 STAND_IN_PLUGINS = PROJECT_DIR / "harness" / "plugins" / "bin"
@@ -81,8 +82,7 @@ def language_host_version(host: Path) -> str:
     only dials it for its first health check, minutes later (v3.79.0 refuses to start with none)."""
     process = subprocess.Popen([str(host), "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        assert process.stdout is not None
-        port = process.stdout.readline().decode().strip()
+        port = first_line(process, 30)
         if not port.isdigit():
             raise AssertionError(f"{host} printed no port (got {port!r})")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -93,16 +93,24 @@ def language_host_version(host: Path) -> str:
         process.wait(timeout=30)
 
 
+ENGINE_BIN = "PRIVATE_REGISTRY_ENGINE_BIN"
+"""A bin directory scripts/build-engine.sh made, to use as it is instead of running the script."""
+
+
 def build_engine() -> Engine:
     """scripts/build-engine.sh: builds once into its cache and prints the bin directory as its last line (at
-    once when it is cached; it waits for a build another caller runs)."""
-    done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=5400, check=False)
-    if done.returncode != 0:
-        raise AssertionError(f"scripts/build-engine.sh exited {done.returncode}:\n{done.stderr[-5000:]}")
-    bin_dir = Path(done.stdout.strip().splitlines()[-1])
+    once when it is cached; it waits for a build another caller runs). $PRIVATE_REGISTRY_ENGINE_BIN names a
+    bin directory to use instead."""
+    if os.environ.get(ENGINE_BIN):
+        bin_dir = Path(os.environ[ENGINE_BIN])
+    else:
+        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=5400, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"scripts/build-engine.sh exited {done.returncode}:\n{done.stderr[-5000:]}")
+        bin_dir = Path(done.stdout.strip().splitlines()[-1])
     for name in ("pulumi", "pulumi-language-python", "pulumi-language-python-exec"):
         if not (bin_dir / name).is_file():
-            raise AssertionError(f"scripts/build-engine.sh printed {bin_dir}, which has no {name}")
+            raise AssertionError(f"{bin_dir} (the engine's bin directory) has no {name}")
     for name in STAND_IN_VERSIONS:
         if not os.access(STAND_IN_PLUGINS / f"pulumi-resource-{name}", os.X_OK):
             raise AssertionError(f"the stand-in plugin {STAND_IN_PLUGINS}/pulumi-resource-{name} is not executable")

@@ -29,7 +29,7 @@ import requests
 import yaml
 
 from harness.attached import remove_attached
-from harness.clients import docker_login, hosts_entry, run, wait_until
+from harness.clients import docker_login, hosts_entry, put_hosts_entry, run, wait_until
 from tests.engine.conftest import DEV_STACK, DeployedStack
 from tests.engine.pulumi_cli import LABEL_PREFIX, STAND_IN_VERSIONS, Workspace, changes, stack_selector
 from tests.live.browser import view_ui
@@ -135,10 +135,14 @@ def test_docker_push_and_pull_through_the_proxy(dev_stack: DeployedStack, docker
     tiny_image(tag, b"hello from the engine test\n")
     cli = ["docker", "--config", str(docker_trusts_dev)]
     try:
+        # Again right before each command: a session that took /etc/hosts before the lock existed may have
+        # written it back without our line.
+        put_hosts_entry("registry.localhost", HOSTS_MARK)
         push = subprocess.run([*cli, "push", tag], capture_output=True, text=True, timeout=300, check=False)
         assert push.returncode == 0, push.stderr
         image_id = client.images.get(tag).id
         client.images.remove(tag, force=True)
+        put_hosts_entry("registry.localhost", HOSTS_MARK)
         pull = subprocess.run([*cli, "pull", tag], capture_output=True, text=True, timeout=300, check=False)
         assert pull.returncode == 0, pull.stderr
         assert client.images.get(tag).id == image_id
