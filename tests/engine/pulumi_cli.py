@@ -7,8 +7,8 @@ the realizer's provider functions; harness/plugins/__init__.py). The engine find
 plugin is used at any version while PULUMI_IGNORE_AMBIENT_PLUGINS is unset, and the CLI prints "using
 pulumi-resource-docker from $PATH at ..."). So planning, diffs, aliases, replacement order, secrets, outputs,
 `--diff`, `--expect-no-changes`, StackReference and `--policy-pack` are the real engine's; what a provider does
-on Docker is ours. The language host is the one scripts/build-engine.sh built; if it is the unpatched v3.79.0
-host, which cannot serve CLI 3.276 alone, the adapter in tests/engine/langhost.py is put in front of it.
+on Docker is ours. The language host is the one scripts/build-engine.sh built (v3.79.0 with host.patch, which makes
+it read CLI 3.276's ProgramInfo); the CLI runs it from beside itself.
 
 A `Workspace` is a copy of this repository's program in a temporary directory, run as a user runs it: the plain
 `pulumi` CLI, with a HOME and a PULUMI_HOME of its own, no plugin downloads, and the state in a backend
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import subprocess
 from dataclasses import InitVar, dataclass, field
@@ -37,15 +38,14 @@ from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import language_pb2_grpc
 
 from harness.program import PROJECT_DIR
-from tests.engine.langhost import first_line
 
 BUILD_SCRIPT = PROJECT_DIR / "scripts" / "build-engine.sh"
 STAND_IN_PLUGINS = PROJECT_DIR / "harness" / "plugins" / "bin"
 """pulumi-resource-docker, -tls, -random: stand-ins for the real plugins (see the module docstring)."""
-LANGUAGE_HOST_ADAPTER = Path(__file__).resolve().parent / "langhost"
-"""pulumi-language-python that adapts the unpatched v3.79.0 host to CLI 3.276 (tests/engine/langhost.py)."""
 UNPATCHED_HOST_VERSIONS = ("v3.79.0", "3.79.0")
-"""What that host answers to GetPluginInfo; scripts/build-engine.sh's patched host says v3.79.0+<build metadata>."""
+"""What the unpatched v3.79.0 host answers to GetPluginInfo (the patched one: v3.79.0+<build metadata>). Against CLI
+3.276 it ignores runtime.options (no ./venv: the program runs in the system python3) and runs a policy pack's
+directory from RunPluginRequest.program, which this CLI leaves empty (the project's __main__.py runs instead)."""
 STAND_IN_VERSIONS = {"docker": "5.2.0", "tls": "5.6.2", "random": "4.21.4"}
 """What the program's SDKs ask for (requirements.txt) and what the stand-ins answer to GetPluginInfo."""
 # The images of the dev stack on a machine that cannot pull: the offline stand-ins (images/build.sh).
@@ -68,13 +68,13 @@ class Engine:
     """The real `pulumi`, `pulumi-language-python` and its exec script."""
     plugins_dir: Path = STAND_IN_PLUGINS
     """The STAND-IN provider plugins."""
-    language_host_adapter: Path | None = None
-    """LANGUAGE_HOST_ADAPTER when the built host is the unpatched v3.79.0 one (it cannot serve CLI 3.276's
-    requests alone), else None: the CLI runs the host next to it."""
 
-    @property
-    def language_host(self) -> Path:
-        return self.bin_dir / "pulumi-language-python"
+
+def first_line(process: subprocess.Popen[bytes], seconds: float) -> str:
+    """The first line `process` prints, or "" when it prints none within `seconds` (or ends first)."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], seconds)
+    return process.stdout.readline().decode().strip() if ready else ""
 
 
 def language_host_version(host: Path) -> str:
@@ -114,8 +114,13 @@ def build_engine() -> Engine:
     for name in STAND_IN_VERSIONS:
         if not os.access(STAND_IN_PLUGINS / f"pulumi-resource-{name}", os.X_OK):
             raise AssertionError(f"the stand-in plugin {STAND_IN_PLUGINS}/pulumi-resource-{name} is not executable")
-    unpatched = language_host_version(bin_dir / "pulumi-language-python") in UNPATCHED_HOST_VERSIONS
-    return Engine(bin_dir=bin_dir, language_host_adapter=LANGUAGE_HOST_ADAPTER if unpatched else None)
+    version = language_host_version(bin_dir / "pulumi-language-python")
+    if version in UNPATCHED_HOST_VERSIONS:
+        raise AssertionError(
+            f"{bin_dir}/pulumi-language-python is the unpatched {version} host, which cannot serve CLI 3.276 "
+            "(UNPATCHED_HOST_VERSIONS says why): build it with scripts/build-engine.sh (host.patch)"
+        )
+    return Engine(bin_dir=bin_dir)
 
 
 def copy_program(target: Path, *, source: Path = PROJECT_DIR) -> Path:
@@ -171,8 +176,8 @@ class Workspace:
     @property
     def env(self) -> dict[str, str]:
         """The machine's environment (pip's index and CA settings, DOCKER_HOST, ...) without the test process's
-        Pulumi and Python settings, then what makes this workspace: its PATH (the language host adapter if the
-        host needs it, the STAND-IN plugins, the built CLI), HOME, PULUMI_HOME, backend and passphrase."""
+        Pulumi and Python settings, then what makes this workspace: its PATH (the STAND-IN plugins, the built CLI
+        and language host), HOME, PULUMI_HOME, backend and passphrase."""
         inherited = {
             key: value
             for key, value in os.environ.items()
@@ -181,11 +186,7 @@ class Workspace:
         return {
             **inherited,
             "HOME": str(self.home),
-            "PATH": os.pathsep.join(
-                [str(path) for path in (self.engine.language_host_adapter, self.engine.plugins_dir) if path]
-                + [str(self.engine.bin_dir), *SYSTEM_PATH]
-            ),
-            "PRIVATE_REGISTRY_LANGUAGE_HOST": str(self.engine.language_host),
+            "PATH": os.pathsep.join([str(self.engine.plugins_dir), str(self.engine.bin_dir), *SYSTEM_PATH]),
             "PULUMI_HOME": str(self.pulumi_home),
             "PULUMI_BACKEND_URL": f"file://{self.backend}",
             "PULUMI_SKIP_UPDATE_CHECK": "true",
