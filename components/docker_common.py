@@ -203,9 +203,12 @@ def hardened_container(name: str, args: HardenedContainerArgs, parent: pulumi.Re
         restart=RESTART_POLICY,
         destroy_grace_seconds=STOP_GRACE_SECONDS,
         # The provider updates a changed healthcheck in state only, never on the running container: replace it.
+        # Delete first: the container has a fixed name (and host ports), and a replacement the engine plans for
+        # replace_on_changes alone is create-first, which fails on the name (seen on the real engine).
         opts=pulumi.ResourceOptions(
             parent=parent,
             replace_on_changes=["healthcheck"],
+            delete_before_replace=True,
             aliases=renamed_from(child_of(args.previous_name, "container")),
         ),
     )

@@ -666,7 +666,11 @@ def test_containers_are_hardened(run: Run, role: str, memory: int, adds: list[st
     assert (inputs["wait"], inputs["waitTimeout"]) == (True, 120)
     assert "privileged" not in inputs and "networkMode" not in inputs
     # A changed healthcheck would otherwise only change state, not the running container.
-    assert result.named(f"registry-{COMPONENT[role]}-container").options["replaceOnChanges"] == ["healthcheck"]
+    options = result.named(f"registry-{COMPONENT[role]}-container").options
+    assert options["replaceOnChanges"] == ["healthcheck"]
+    # Its fixed name: a replacement the engine plans for replaceOnChanges alone would otherwise be create-first
+    # and fail on the name already in use (seen on the real engine).
+    assert options["deleteBeforeReplace"] is True
 
 
 def test_healthy_wait_is_configurable_for_every_container(run: Run) -> None:
