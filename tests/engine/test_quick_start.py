@@ -29,11 +29,11 @@ import requests
 import yaml
 
 from harness.attached import remove_attached
-from harness.clients import docker_login, hosts_entry, put_hosts_entry, run, wait_until
+from harness.clients import docker_login, hosts_entry, put_hosts_entry
 from tests.engine.conftest import DEV_STACK, DeployedStack
 from tests.engine.pulumi_cli import LABEL_PREFIX, STAND_IN_VERSIONS, Workspace, changes, stack_selector
 from tests.live.browser import view_ui
-from tests.live.test_mirrors import UPSTREAM_NAME, make_ca_and_certificate
+from tests.live.test_mirrors import UPSTREAM_NAME, make_ca_and_certificate, start_upstream_registry
 
 pytestmark = pytest.mark.engine
 
@@ -197,28 +197,9 @@ def mirror_upstream(dev_stack: DeployedStack, tmp_path: Path) -> Iterator[str]:
     stack's network as UPSTREAM_NAME, labelled with the stack (leftovers go with the stack's); its CA's PEM."""
     client = docker.from_env()
     ca_pem = make_ca_and_certificate(tmp_path / "upstream")
-    remove_attached(client, UPSTREAM_CONTAINER)
-    upstream = client.containers.run(
-        "private-registry-test/registry:2.8.2",
-        ["/certs/config.yml"],
-        name=UPSTREAM_CONTAINER,
-        detach=True,
-        labels={f"{LABEL_PREFIX}.project": "private-registry", f"{LABEL_PREFIX}.stack": DEV_STACK},
-        volumes={str(tmp_path / "upstream"): {"bind": "/certs", "mode": "ro"}},
-        ports={"5000/tcp": ("127.0.0.1", UPSTREAM_PORT)},
-    )
+    labels = {f"{LABEL_PREFIX}.project": "private-registry", f"{LABEL_PREFIX}.stack": DEV_STACK}
+    upstream = start_upstream_registry(client, tmp_path / "upstream", UPSTREAM_CONTAINER, UPSTREAM_PORT, labels)
     try:
-        ca_file = str(tmp_path / "upstream" / "ca.crt")
-        wait_until(
-            lambda: (
-                run(
-                    "curl", "-sf", "--cacert", ca_file, f"https://127.0.0.1:{UPSTREAM_PORT}/v2/", check=False
-                ).returncode
-                == 0
-            ),
-            30,
-            "the upstream answers",
-        )
         client.networks.get(dev_stack.outputs["networkName"]).connect(upstream, aliases=[UPSTREAM_NAME])
         yield ca_pem
     finally:

@@ -166,6 +166,27 @@ def seed_upstream(engine: docker.DockerClient, tmp: Path, upstream_ca: Path) -> 
     return digests
 
 
+def start_upstream_registry(
+    client: docker.DockerClient, certs: Path, name: str, port: int, labels: dict[str, str]
+) -> docker.models.containers.Container:
+    """A registry with TLS of its own CA (`make_ca_and_certificate` wrote `certs`), published on 127.0.0.1:`port`,
+    once it answers: the upstream a mirror pulls through (a previous one of that name is removed first)."""
+    remove_attached(client, name)
+    upstream = client.containers.run(
+        "private-registry-test/registry:2.8.2",
+        ["/certs/config.yml"],
+        name=name,
+        detach=True,
+        labels=labels,
+        volumes={str(certs): {"bind": "/certs", "mode": "ro"}},
+        ports={"5000/tcp": ("127.0.0.1", port)},
+    )
+    wait_until(lambda: run("curl", "-sf", "--cacert", str(certs / "ca.crt"),
+                           f"https://127.0.0.1:{port}/v2/", check=False).returncode == 0,
+               30, "the upstream answers")  # fmt: skip
+    return upstream
+
+
 @pytest.fixture(scope="module")
 def mirrors_stack(
     engine: docker.DockerClient, test_images: None, tmp_path_factory: pytest.TempPathFactory
@@ -174,19 +195,9 @@ def mirrors_stack(
     ca_pem = make_ca_and_certificate(tmp / "upstream")
     config_file = stack_file(tmp, ca_pem)
     realizer.down(config_file, volumes=True, client=engine)
-    remove_attached(engine, UPSTREAM_CONTAINER)
-    upstream = engine.containers.run(
-        "private-registry-test/registry:2.8.2",
-        ["/certs/config.yml"],
-        name=UPSTREAM_CONTAINER,
-        detach=True,
-        labels={LIVE_STACK_LABEL: "mirrors-upstream"},
-        volumes={str(tmp / "upstream"): {"bind": "/certs", "mode": "ro"}},
-        ports={"5000/tcp": ("127.0.0.1", UPSTREAM_SEED_PORT)},
+    upstream = start_upstream_registry(
+        engine, tmp / "upstream", UPSTREAM_CONTAINER, UPSTREAM_SEED_PORT, {LIVE_STACK_LABEL: "mirrors-upstream"}
     )
-    wait_until(lambda: run("curl", "-sf", "--cacert", str(tmp / "upstream" / "ca.crt"),
-                           f"https://127.0.0.1:{UPSTREAM_SEED_PORT}/v2/", check=False).returncode == 0,
-               30, "the upstream answers")  # fmt: skip
     digests = seed_upstream(engine, tmp, tmp / "upstream" / "trust" / "ca.crt")
     with joining(engine, upstream, "private-registry-mirrors-net", [UPSTREAM_NAME]):
         live = bring_up(config_file, engine, tmp)
