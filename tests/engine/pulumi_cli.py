@@ -199,19 +199,7 @@ class Workspace:
 
     def shell(self, script: str, *, timeout: int = 1800, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A command line as a user types it, in the project directory."""
-        done = subprocess.run(
-            ["bash", "-c", script],
-            cwd=self.project,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(f"{script}\nexited {done.returncode}:\n{done.stdout[-8000:]}\n{done.stderr[-8000:]}")
-        return done
+        return self._run(["bash", "-c", script], script, self.env, timeout=timeout, check=check)
 
     def pulumi(
         self, *args: str, timeout: int = 1800, check: bool = True, env: dict[str, str | None] | None = None
@@ -219,10 +207,22 @@ class Workspace:
         """`pulumi --non-interactive <args>` in the project; `env` changes the workspace's environment (None
         removes a variable)."""
         environment = {**self.env, **(env or {})}
-        done = subprocess.run(
+        return self._run(
             [str(self.engine.bin_dir / "pulumi"), "--non-interactive", *args],
+            f"pulumi {' '.join(args)}",
+            {key: value for key, value in environment.items() if value is not None},
+            timeout=timeout,
+            check=check,
+        )
+
+    def _run(
+        self, argv: list[str], what: str, env: dict[str, str], *, timeout: int, check: bool
+    ) -> subprocess.CompletedProcess[str]:
+        """`argv` in the project directory, no stdin; with `check`, a failure shows `what` and both outputs' ends."""
+        done = subprocess.run(
+            argv,
             cwd=self.project,
-            env={key: value for key, value in environment.items() if value is not None},
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -230,9 +230,7 @@ class Workspace:
             check=False,
         )
         if check and done.returncode != 0:
-            raise AssertionError(
-                f"pulumi {' '.join(args)} exited {done.returncode}:\n{done.stdout[-8000:]}\n{done.stderr[-8000:]}"
-            )
+            raise AssertionError(f"{what}\nexited {done.returncode}:\n{done.stdout[-8000:]}\n{done.stderr[-8000:]}")
         return done
 
     def outputs(self, *, show_secrets: bool = False) -> dict[str, Any]:
